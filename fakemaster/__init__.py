@@ -1,0 +1,5 @@
+"""A scriptable fake Locust master (ZeroMQ ROUTER)."""
+
+from fakemaster.master import FakeMaster
+
+__all__ = ["FakeMaster"]

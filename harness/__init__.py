@@ -1,0 +1,3 @@
+"""locust-conformance: protocol core, trace, launcher, scenarios and CLI."""
+
+__version__ = "0.1.0"

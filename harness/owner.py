@@ -1,0 +1,173 @@
+"""A socket owner: one thread, the only one that ever touches its ZeroMQ socket.
+
+Other threads hand it work as closures on a queue and wake it through a pipe
+(an in-process wake-up any thread may write to). It waits on the socket and
+the pipe with a deadline, the master core's next liveness tick.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import queue
+import threading
+import traceback
+from collections.abc import Callable
+from typing import TypeVar
+
+import zmq
+
+from harness.errors import TransportError
+
+T = TypeVar("T")
+
+RECV_BATCH = 512  # messages read per wake-up before other work gets a turn
+
+
+class SocketOwner:
+    """Runs ``on_readable``/``on_deadline`` callbacks and queued calls on one thread that owns a socket."""
+
+    def __init__(
+        self,
+        make_socket: Callable[[zmq.Context[zmq.Socket[bytes]]], zmq.Socket[bytes]],
+        on_readable: Callable[[zmq.Socket[bytes]], None],
+        next_deadline: Callable[[], float | None],
+        on_deadline: Callable[[], None],
+        monotonic: Callable[[], float],
+        name: str = "socket-owner",
+        close_linger_ms: int = 0,
+    ) -> None:
+        self._close_linger_ms = close_linger_ms
+        self._make_socket = make_socket
+        self._on_readable = on_readable
+        self._next_deadline = next_deadline
+        self._on_deadline = on_deadline
+        self._monotonic = monotonic
+        self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._stopping = False
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.socket: zmq.Socket[bytes] | None = None
+        self.failure: BaseException | None = None
+        self.reading = True
+
+    def start(self, timeout: float = 5.0) -> None:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TransportError("socket.start", f"the socket thread ready within {timeout} s", "no sign of life")
+        if self._startup_error is not None:
+            raise TransportError("socket.start", "a bound socket", repr(self._startup_error)) from self._startup_error
+
+    def call(self, fn: Callable[[], T], timeout: float = 5.0) -> T:
+        """Run ``fn`` on the owner thread and return its result (any thread may call)."""
+        if threading.current_thread() is self._thread:
+            return fn()
+        if not self._thread.is_alive():
+            raise TransportError("socket.call", "a running socket thread", f"the socket thread has ended ({self.failure!r})")
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except BaseException as exc:  # handed back to the caller
+                    future.set_exception(exc)
+
+        self._calls.put(run)
+        self._wake()
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TransportError("socket.call", f"the socket thread to answer within {timeout} s", "no answer") from None
+
+    def post(self, fn: Callable[[], None]) -> None:
+        """Queue ``fn`` to run on the owner thread without waiting for it (any thread may call)."""
+        self._calls.put(fn)
+        self._wake()
+
+    def request_stop(self) -> None:
+        """Ask the loop to end after the current turn (safe from the owner thread itself)."""
+        self._stopping = True
+        self._wake()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the owner thread to end; True if it has."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._thread.is_alive():
+            self._stopping = True
+            self._wake()
+            self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TransportError("socket.stop", f"the socket thread to end within {timeout} s", "still running")
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass  # a wake-up is already pending, or we are shutting down
+
+    def _run(self) -> None:
+        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        try:
+            self.socket = self._make_socket(context)
+        except BaseException as exc:
+            self._startup_error = exc
+            self._ready.set()
+            context.term()
+            return
+        self._ready.set()
+        try:
+            self._loop()
+        except BaseException as exc:  # kept for callers: a dead owner is a harness failure, never silence
+            self.failure = exc
+            traceback.print_exc()
+        finally:
+            if self.socket is not None:
+                self.socket.close(linger=self._close_linger_ms)
+            context.term()
+
+    def replace_socket(self, make: Callable[[zmq.Context[zmq.Socket[bytes]]], zmq.Socket[bytes]]) -> None:
+        """Close the socket and open a new one (owner thread only)."""
+        assert self.socket is not None
+        context = self.socket.context
+        self.socket.close(linger=0)
+        self.socket = make(context)
+
+    def _poller(self) -> zmq.Poller:
+        poller = zmq.Poller()
+        if self.reading and self.socket is not None:
+            poller.register(self.socket, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        return poller
+
+    def _loop(self) -> None:
+        polled = (self.socket, self.reading)
+        poller = self._poller()
+        while not self._stopping:
+            if (self.socket, self.reading) != polled:  # the socket was replaced or reading paused
+                polled = (self.socket, self.reading)
+                poller = self._poller()
+            deadline = self._next_deadline()
+            timeout_ms = None if deadline is None else max(0, int((deadline - self._monotonic()) * 1000) + 1)
+            ready = dict(poller.poll(timeout_ms))
+            if self._wake_r in ready:
+                os.read(self._wake_r, 4096)
+                while not self._calls.empty():
+                    self._calls.get_nowait()()
+            if self.socket in ready and self.reading:
+                self._on_readable(self.socket)
+            deadline = self._next_deadline()
+            if deadline is not None and self._monotonic() >= deadline:
+                self._on_deadline()

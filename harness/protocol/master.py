@@ -1,0 +1,161 @@
+"""The master's sans-IO core: decode what workers send, and decide the automatic replies.
+
+It mirrors what ``MasterRunner.client_listener`` and ``heartbeat_worker`` do for
+each worker, as switchable behaviours:
+
+* ``auto_ack``: reply ``ack {"index": n}`` to every truthy ``client_ready`` and
+  register the worker (a falsy version is refused, as Locust does);
+* ``auto_heartbeat``: reply ``heartbeat`` to heartbeats from registered workers
+  (unknown workers get no reply, as in Locust);
+* ``track_liveness``: run the real liveness counter on every tick.
+
+``client_stopped`` and a worker's ``quit`` unregister it (the real master deletes
+the node), so later heartbeats go unanswered until the next ``client_ready``.
+Nothing here reads the clock: ``now`` is passed in, ``next_tick`` is returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.errors import MalformedFrame
+from harness.protocol.codec import DEFAULT_MAX_FRAME_BYTES, decode
+from harness.protocol.findings import Violation
+from harness.protocol.messages import Direction, Message, MessageType
+from harness.protocol.schema import Severity, check_payload
+from harness.protocol.timing import LOCUST_TIMING, LivenessChange, LivenessCounter, Timing
+
+
+@dataclass
+class WorkerView:
+    """What the master knows about one registered worker."""
+
+    node_id: str
+    index: int
+    state: str = "ready"
+    liveness: LivenessCounter = field(default_factory=LivenessCounter)
+    user_classes_count: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def missing(self) -> bool:
+        return self.liveness.missing
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One received ROUTER message: the decoded message (if any) and every violation found."""
+
+    identity: bytes
+    frames: tuple[bytes, ...]
+    message: Message | None
+    violations: tuple[Violation, ...]
+
+    @property
+    def node_id(self) -> str:
+        return self.message.node_id if self.message else self.identity.decode("utf-8", "replace")
+
+
+@dataclass
+class MasterCore:
+    """Per-worker bookkeeping and automatic replies of a Locust-like master."""
+
+    timing: Timing = LOCUST_TIMING
+    auto_ack: bool = True
+    auto_heartbeat: bool = True
+    track_liveness: bool = True
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    workers: dict[str, WorkerView] = field(default_factory=dict)
+    indexes: dict[str, int] = field(default_factory=dict)
+    next_tick: float | None = None
+
+    def start(self, now: float) -> None:
+        """Begin ticking: the first liveness tick falls one interval after ``now``."""
+        self.next_tick = now + self.timing.heartbeat_interval
+
+    def inspect(self, identity: bytes, frames: list[bytes]) -> Inbound:
+        """Decode one ROUTER message (identity + payload frames) and list its violations."""
+        violations: list[Violation] = []
+        try:
+            identity.decode("utf-8")
+        except UnicodeDecodeError:
+            violations.append(Violation("envelope.identity", "a UTF-8 socket identity", f"bytes {identity[:40]!r}"))
+        if len(frames) != 1:
+            violations.append(
+                Violation("framing.frames", "exactly one payload frame per message", f"{len(frames)} frames (sizes {[len(f) for f in frames]})")
+            )
+            payload = frames[-1] if frames else b""
+        else:
+            payload = frames[0]
+        message: Message | None = None
+        try:
+            message = decode(payload, self.max_frame_bytes)
+        except MalformedFrame as exc:
+            violations.append(Violation(exc.rule, exc.expected, exc.observed))
+        if message is not None:
+            violations.extend(self._message_violations(identity, message))
+        return Inbound(identity, tuple(frames), message, tuple(violations))
+
+    def _message_violations(self, identity: bytes, message: Message) -> list[Violation]:
+        found: list[Violation] = []
+        if message.node_id.encode("utf-8") != identity:
+            found.append(
+                Violation("envelope.node-id", f"node_id equal to the socket identity {identity!r}", f"node_id {message.node_id!r}")
+            )
+        if message.type in (MessageType.ACK, MessageType.SPAWN, MessageType.STOP, MessageType.RECONNECT):
+            found.append(Violation("direction", "only worker-to-master types from a worker", f"master-only type {message.type!r}"))
+        elif message.type not in MessageType.__members__.values():
+            found.append(
+                Violation("type.unknown", "a built-in message type (custom types are ignored)", f"type {message.type!r}", Severity.DEVIATION)
+            )
+        found.extend(Violation.from_problem(message.type, p) for p in check_payload(message, Direction.WORKER_TO_MASTER))
+        return found
+
+    def react(self, inbound: Inbound) -> tuple[list[Message], list[tuple[str, LivenessChange]]]:
+        """Update the worker bookkeeping for a received message.
+
+        Returns:
+            the automatic replies, and any liveness change (a self-heal).
+        """
+        msg = inbound.message
+        if msg is None:
+            return [], []
+        errors = {v.rule for v in inbound.violations if v.severity is Severity.ERROR}
+        if msg.type == MessageType.CLIENT_READY and not (errors - {"envelope.node-id"}):
+            # Locust registers and acks by the socket identity, not by the payload's node_id.
+            return self._client_ready(inbound.identity.decode("utf-8", "replace")), []
+        node = self.workers.get(msg.node_id)
+        if node is None:
+            return [], []
+        if msg.type == MessageType.HEARTBEAT and f"schema.{msg.type}" not in errors:
+            healed = node.liveness.heartbeat()
+            node.state = str(msg.data["state"])
+            replies = [Message(MessageType.HEARTBEAT, None, msg.node_id)] if self.auto_heartbeat else []
+            return replies, [(msg.node_id, healed)] if healed else []
+        if msg.type == MessageType.SPAWNING:
+            node.state = "spawning"
+        elif msg.type == MessageType.SPAWNING_COMPLETE and isinstance(msg.data, dict):
+            node.state = "running"
+            node.user_classes_count = dict(msg.data.get("user_classes_count") or {})
+        elif msg.type in (MessageType.CLIENT_STOPPED, MessageType.QUIT):
+            del self.workers[msg.node_id]
+        return [], []
+
+    def _client_ready(self, node_id: str) -> list[Message]:
+        index = self.indexes.setdefault(node_id, len(self.indexes))
+        self.workers[node_id] = WorkerView(node_id, index, liveness=LivenessCounter.for_timing(self.timing))
+        return [Message(MessageType.ACK, {"index": index}, node_id)] if self.auto_ack else []
+
+    def tick(self, now: float) -> list[tuple[str, LivenessChange]]:
+        """Run every liveness tick that is due at ``now``; return the changes, deleting dead workers."""
+        changes: list[tuple[str, LivenessChange]] = []
+        while self.next_tick is not None and self.next_tick <= now:
+            self.next_tick += self.timing.heartbeat_interval
+            if not self.track_liveness:
+                continue
+            for node in list(self.workers.values()):
+                change = node.liveness.tick()
+                if change is not None:
+                    changes.append((node.node_id, change))
+                if change is LivenessChange.DEAD:
+                    del self.workers[node.node_id]
+        return changes

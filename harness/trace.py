@@ -1,0 +1,155 @@
+"""An append-only, thread-safe record of everything that crossed the fake master's socket.
+
+One thread (the socket owner) appends; any thread may read or wait for a
+record with a deadline. Records keep the decoded message, the violations
+found, and the raw frames of anything that did not decode cleanly.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from harness.protocol.codec import ObjectIdRef
+from harness.protocol.findings import Violation
+from harness.protocol.messages import Message
+
+
+class Kind(enum.StrEnum):
+    RECV = "recv"  # worker -> master
+    SEND = "send"  # master -> worker, handed to the socket
+    SEND_FAILED = "send-failed"  # master -> worker, refused by the socket (unknown peer, high-water mark)
+    LIVENESS = "liveness"  # the real master's rule changed a worker's liveness
+    NOTE = "note"  # anything else worth a line: script steps, lifecycle
+
+
+@dataclass(frozen=True)
+class TraceRecord:
+    seq: int
+    t: float
+    kind: Kind
+    identity: str = ""
+    message: Message | None = None
+    frames: tuple[bytes, ...] = ()
+    size: int = 0
+    violations: tuple[Violation, ...] = ()
+    note: str = ""
+
+    @property
+    def type(self) -> str | None:
+        return self.message.type if self.message else None
+
+    def to_json(self, t0: float = 0.0) -> dict[str, Any]:
+        out: dict[str, Any] = {"seq": self.seq, "t": round(self.t - t0, 6), "kind": self.kind.value}
+        if self.identity:
+            out["identity"] = self.identity
+        if self.message is not None:
+            out["type"] = self.message.type
+            out["data"] = json_safe(self.message.data)
+            out["node_id"] = self.message.node_id
+        if self.size:
+            out["size"] = self.size
+        if self.frames:
+            out["frames_hex"] = [f.hex() for f in self.frames]
+        if self.violations:
+            out["violations"] = [v.to_dict() for v in self.violations]
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+def json_safe(value: Any) -> Any:
+    """A JSON-encodable rendering of a decoded msgpack value (int map keys become strings)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, bytes):
+        return {"bytes_hex": value.hex()}
+    if isinstance(value, datetime.datetime):
+        return {"datetime": value.isoformat()}
+    if isinstance(value, ObjectIdRef):
+        return {"object_id": value.as_str}
+    return value
+
+
+@dataclass
+class Trace:
+    """The append-only record; ``wait_for`` blocks with a deadline until a record matches."""
+
+    t0: float = 0.0
+    _records: list[TraceRecord] = field(default_factory=list)
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def append(self, t: float, kind: Kind, **fields: Any) -> TraceRecord:
+        with self._cond:
+            record = TraceRecord(len(self._records), t, kind, **fields)
+            self._records.append(record)
+            self._cond.notify_all()
+        return record
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._records)
+
+    def records(self, since: int = 0) -> list[TraceRecord]:
+        """A snapshot of the records with ``seq >= since``."""
+        with self._cond:
+            return self._records[since:]
+
+    def __iter__(self) -> Iterator[TraceRecord]:
+        return iter(self.records())
+
+    def find(self, match: Callable[[TraceRecord], bool], since: int = 0) -> TraceRecord | None:
+        return next((r for r in self.records(since) if match(r)), None)
+
+    def wait_for(
+        self, match: Callable[[TraceRecord], bool], since: int, timeout: float, monotonic: Callable[[], float]
+    ) -> TraceRecord | None:
+        """The first record at or after ``since`` that matches, waiting at most ``timeout`` seconds."""
+        deadline = monotonic() + timeout
+        scanned = since
+        with self._cond:
+            while True:
+                for record in self._records[scanned:]:
+                    if match(record):
+                        return record
+                scanned = len(self._records)
+                remaining = deadline - monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+
+    def dump_jsonl(self, out: TextIO) -> int:
+        """Write one JSON object per record; returns the number written."""
+        records = self.records()
+        for record in records:
+            out.write(json.dumps(record.to_json(self.t0), default=repr) + "\n")
+        return len(records)
+
+    def save(self, path: Path) -> int:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as out:
+            return self.dump_jsonl(out)
+
+
+def format_record(record: TraceRecord, t0: float = 0.0, width: int = 160) -> str:
+    """One human-readable line for a record, for printed traces."""
+    arrow = {Kind.RECV: "W->M", Kind.SEND: "M->W", Kind.SEND_FAILED: "M-xW"}.get(record.kind, "    ")
+    head = f"{record.t - t0:9.3f} {arrow} {record.kind.value:<11}"
+    if record.message is not None:
+        body = f"{record.message.type:<18} {json.dumps(json_safe(record.message.data), default=repr)}"
+    elif record.frames:
+        body = f"<undecodable {record.size} bytes> {record.frames[-1][:24].hex()}"
+    else:
+        body = record.note
+    line = f"{head} {body}"
+    if record.violations:
+        line += "  !! " + "; ".join(str(v) for v in record.violations)
+    return line if len(line) <= width else line[: width - 3] + "..."

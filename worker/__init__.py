@@ -1,0 +1,1 @@
+"""The reference Locust worker: conformant, one socket owner, deadline-driven."""

@@ -1,0 +1,134 @@
+"""The reference worker's I/O adapter: one thread owns the DEALER socket.
+
+That thread waits on the socket and a wake-up pipe with the session's next
+deadline as timeout, feeds the sans-IO ``WorkerSession``, and carries out its
+effects. User threads and the user controller never touch the socket: they
+``post`` closures to it. A heartbeat therefore never waits behind a user, a
+stats report or a blocking receive.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import uuid
+
+import psutil
+import zmq
+
+from harness.errors import MalformedFrame
+from harness.owner import RECV_BATCH, SocketOwner
+from harness.protocol.codec import decode, encode
+from worker.session import ApplyUsers, Effect, Exit, Log, Reconnect, Send, StopUsers, WorkerConfig, WorkerSession
+from worker.stats import RequestStats
+from worker.users import TaskProfile, UserPool
+
+log = logging.getLogger("worker")
+
+FLUSH_ON_EXIT_MS = 1000  # how long the final quit may take to leave the socket at exit
+
+
+def default_node_id() -> str:
+    """``<hostname>_<uuid hex>``, the format Locust, boomer and locust4j use."""
+    return f"{socket.gethostname()}_{uuid.uuid4().hex}"
+
+
+class WorkerRuntime:
+    """Runs one reference worker against ``tcp://host:port`` until it exits."""
+
+    def __init__(self, host: str, port: int, config: WorkerConfig, profile: TaskProfile) -> None:
+        self.endpoint = f"tcp://{host}:{port}"
+        self.config = config
+        self.stats = RequestStats(time.time())
+        self._process = psutil.Process()
+        self._process.cpu_percent(None)
+        self.session = WorkerSession(config, report=lambda: self.stats.take_report(time.time()), resources=self._resources)
+        self.owner = SocketOwner(self._connect, self._on_readable, self.session.next_deadline, self._on_deadline,
+                                 time.monotonic, name="worker-dealer", close_linger_ms=FLUSH_ON_EXIT_MS)
+        self.pool = UserPool(profile, self.stats, self.owner.post, self._user_error)
+        self.exit_code: int | None = None
+        self.exit_reason = ""
+
+    def _resources(self) -> tuple[float, int]:
+        return float(self._process.cpu_percent(None)), int(self._process.memory_info().rss)
+
+    def _connect(self, context: zmq.Context[zmq.Socket[bytes]]) -> zmq.Socket[bytes]:
+        sock = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.IDENTITY, self.config.node_id.encode())
+        sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 30)
+        sock.connect(self.endpoint)
+        return sock
+
+    # -- owner thread ------------------------------------------------------------------------------
+
+    def _on_readable(self, sock: zmq.Socket[bytes]) -> None:
+        for _ in range(RECV_BATCH):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            now = time.monotonic()
+            if len(frames) != 1:
+                self._apply(self.session.malformed(f"{len(frames)} frames in one message (expected 1)"))
+                continue
+            try:
+                message = decode(frames[0])
+            except MalformedFrame as exc:
+                self._apply(self.session.malformed(str(exc)))
+                continue
+            self._apply(self.session.receive(message, now))
+            if self.exit_code is not None:
+                return
+
+    def _on_deadline(self) -> None:
+        self._apply(self.session.tick(time.monotonic()))
+
+    def _apply(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Send):
+                self._send(effect)
+            elif isinstance(effect, ApplyUsers):
+                spawn_id = effect.spawn_id
+                self.pool.apply(effect.counts, lambda actual: self._apply(self.session.users_applied(spawn_id, actual)))
+            elif isinstance(effect, StopUsers):
+                self.pool.stop_all(effect.timeout, lambda: self._apply(self.session.users_stopped(time.monotonic())))
+            elif isinstance(effect, Reconnect):
+                self.owner.replace_socket(self._connect)
+                log.info("Reset connection to master")
+            elif isinstance(effect, Log):
+                log.log(logging.getLevelName(effect.level.upper()), effect.text)
+            elif isinstance(effect, Exit):
+                self.exit_code, self.exit_reason = effect.code, effect.reason
+                self.pool.close()
+                self.owner.request_stop()
+
+    def _send(self, effect: Send) -> None:
+        sock = self.owner.socket
+        assert sock is not None
+        try:
+            sock.send(encode(effect.message), zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("Send queue full (master unreachable?): dropped %s", effect.message.type)
+
+    # -- any thread --------------------------------------------------------------------------------
+
+    def _user_error(self, text: str, tb: str) -> None:
+        self.owner.post(lambda: self._apply(self.session.user_error(text, tb)))
+
+    def request_shutdown(self, reason: str) -> None:
+        self.owner.post(lambda: self._apply(self.session.shutdown(reason)))
+
+    def run(self) -> int:
+        """Connect, run until the session exits, and return the exit code."""
+        self.owner.start()
+        self.owner.post(lambda: self._apply(self.session.start(time.monotonic())))
+        while not self.owner.join(0.2):  # short joins keep the main thread responsive to signals
+            pass
+        if self.owner.failure is not None:
+            log.critical("socket thread failed: %r", self.owner.failure)
+            return 70
+        log.info("Exiting (%s); requests made: %d, failures: %d",
+                 self.exit_reason, self.stats.requests_total, self.stats.failures_total)
+        return self.exit_code if self.exit_code is not None else 70

@@ -1,0 +1,335 @@
+"""The reference worker's protocol logic, sans-IO: messages and time in, effects out.
+
+The session never touches a socket, a thread or the clock. Its adapter
+(``worker.runtime``) feeds it received messages, ``now``, and the user pool's
+completions, and carries out the effects it returns. Every phase change goes
+through the one transition table in ``harness.protocol.states``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.protocol.messages import LOCUST_VERSION, Direction, Message, MessageType
+from harness.protocol.schema import Severity, check_payload
+from harness.protocol.states import DEFERS_MESSAGES, Event, Phase, next_phase, wire_state
+from harness.protocol.timing import LOCUST_TIMING, Timing
+
+# -- effects -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Send:
+    message: Message
+
+
+@dataclass(frozen=True)
+class ApplyUsers:
+    """Start or stop users so that exactly these per-class counts run; report back with ``spawn_id``."""
+
+    counts: dict[str, int]
+    spawn_id: int
+
+
+@dataclass(frozen=True)
+class StopUsers:
+    """Stop every user, giving them ``timeout`` seconds; report back when done."""
+
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """Close the socket and open a new one with the same identity."""
+
+
+@dataclass(frozen=True)
+class Log:
+    level: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Exit:
+    code: int
+    reason: str
+
+
+Effect = Send | ApplyUsers | StopUsers | Reconnect | Log | Exit
+
+EXIT_OK = 0
+EXIT_MASTER_LOST = 1
+EXIT_CONNECT_FAILED = 255  # as Locust: sys.exit(-1)
+
+# Messages that are handled even while a stop is being waited out (Locust's loop would sleep).
+_ALWAYS_HANDLED = {MessageType.QUIT, MessageType.RECONNECT, MessageType.HEARTBEAT}
+
+
+@dataclass
+class WorkerConfig:
+    node_id: str
+    timing: Timing = LOCUST_TIMING
+    version: str | int = LOCUST_VERSION
+    additional_wait_after_stop: float = 0.0
+    send_logs: bool = True
+
+
+@dataclass
+class WorkerSession:
+    """A Locust 2.47 worker's protocol behaviour.
+
+    Args:
+        config: identity, timing and options.
+        report: returns ``stats``/``stats_total``/``errors`` since the last call (a delta).
+        resources: returns (cpu percent, rss bytes) of the process.
+    """
+
+    config: WorkerConfig
+    report: Callable[[], dict[str, Any]]
+    resources: Callable[[], tuple[float, int]]
+    phase: Phase = Phase.CONNECTING
+    reported_state: str = "ready"
+    index: int | None = None
+    user_classes_count: dict[str, int] = field(default_factory=dict)
+    stop_timeout: float = 0.0
+    host: str | None = None
+    last_spawn_timestamp: float = 0.0
+    last_master_heartbeat: float | None = None
+    log_lines: list[str] = field(default_factory=list)
+    _spawn_id: int = 0
+    _attempts: int = 0
+    _deadlines: dict[str, float] = field(default_factory=dict)
+    _deferred: deque[Message] = field(default_factory=deque)
+    _logs_sent: int = 0
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _msg(self, message_type: str, data: Any = None) -> Send:
+        return Send(Message(message_type, data, self.config.node_id))
+
+    def _go(self, event: Event) -> None:
+        new = next_phase(self.phase, event)
+        if new is None:
+            raise AssertionError(f"reference worker bug: no transition for {event} in phase {self.phase}")
+        self.phase = new
+        self.reported_state = wire_state(new, self.reported_state)
+
+    def _log(self, level: str, text: str) -> Log:
+        self.log_lines.append(f"{level}: {text}")
+        return Log(level, text)
+
+    def next_deadline(self) -> float | None:
+        return min(self._deadlines.values(), default=None)
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def start(self, now: float) -> list[Effect]:
+        """Begin the handshake: ``client_ready``, retried every connect timeout until ``ack``."""
+        return self._send_client_ready(now)
+
+    def _send_client_ready(self, now: float) -> list[Effect]:
+        self._attempts += 1
+        self._go(Event.SENT_CLIENT_READY)
+        self._deadlines["connect"] = now + self.config.timing.connect_timeout
+        return [self._msg(MessageType.CLIENT_READY, self.config.version)]
+
+    def tick(self, now: float) -> list[Effect]:
+        """Fire every deadline that is due at ``now`` (heartbeat first: it never waits behind the rest)."""
+        effects: list[Effect] = []
+        timing = self.config.timing
+        due = {name for name, t in self._deadlines.items() if t <= now}
+        if "heartbeat" in due:
+            cpu, rss = self.resources()
+            effects.append(
+                self._msg(MessageType.HEARTBEAT, {"state": self.reported_state, "current_cpu_usage": cpu, "current_memory_usage": rss})
+            )
+            self._deadlines["heartbeat"] = _next_slot(self._deadlines["heartbeat"], timing.heartbeat_interval, now)
+        if "master_silence" in due:
+            effects += self._master_lost(now)
+            return effects
+        if "connect" in due and self.phase is Phase.CONNECTING:
+            effects += self._connect_retry(now)
+        if "stats" in due:
+            effects.append(self._stats())
+            self._deadlines["stats"] = _next_slot(self._deadlines["stats"], timing.report_interval, now)
+        if "logs" in due:
+            effects += self._logs()
+            self._deadlines["logs"] = _next_slot(self._deadlines["logs"], timing.log_report_interval, now)
+        if "ready_after_stop" in due:
+            del self._deadlines["ready_after_stop"]
+            effects.append(self._msg(MessageType.CLIENT_READY, self.config.version))
+            self._go(Event.SENT_CLIENT_READY)
+            while self._deferred and self.phase not in DEFERS_MESSAGES:
+                effects += self.receive(self._deferred.popleft(), now)
+        if "quit" in due:  # users did not report stopping in time: quit anyway
+            effects += self._finish_quit()
+        return effects
+
+    def _connect_retry(self, now: float) -> list[Effect]:
+        retries = self.config.timing.connect_retry_count
+        failed = self._log("info", f"Failed to connect to master, retry {self._attempts}/{retries}.")
+        if self._attempts > retries:
+            self._deadlines.clear()
+            return [failed, Exit(EXIT_CONNECT_FAILED, "no ack from the master")]
+        return [failed, *self._send_client_ready(now)]
+
+    def _stats(self) -> Send:
+        data = self.report()
+        data["user_classes_count"] = dict(self.user_classes_count)
+        data["user_count"] = sum(self.user_classes_count.values())
+        return self._msg(MessageType.STATS, data)
+
+    def _logs(self) -> list[Effect]:
+        if not self.config.send_logs or len(self.log_lines) <= self._logs_sent:
+            return []
+        self._logs_sent = len(self.log_lines)
+        return [self._msg(MessageType.LOGS, {"worker_id": self.config.node_id, "logs": list(self.log_lines)})]
+
+    def _master_lost(self, now: float) -> list[Effect]:
+        silent = now - (self.last_master_heartbeat or now)
+        self._go(Event.MASTER_SILENT)
+        effects: list[Effect] = [
+            self._log("error", f"Didn't get heartbeat from master in over {self.config.timing.master_heartbeat_timeout:g}s ({silent:.3f}s)"),
+            StopUsers(0.0),
+            self._msg(MessageType.QUIT),
+        ]
+        self._go(Event.SENT_QUIT)
+        self._deadlines.clear()
+        return [*effects, Exit(EXIT_MASTER_LOST, "master heartbeat timeout")]
+
+    def receive(self, message: Message, now: float) -> list[Effect]:
+        """Handle one message from the master."""
+        if self.phase is Phase.EXITED:
+            return []
+        if self.phase in DEFERS_MESSAGES and message.type not in _ALWAYS_HANDLED:
+            self._deferred.append(message)
+            return []
+        problems = [p for p in check_payload(message, Direction.MASTER_TO_WORKER) if p.severity is Severity.ERROR]
+        if problems:
+            return [self._log("error", f"Ignoring malformed {message.type} from master: {problems[0]}")]
+        handler = _HANDLERS.get(message.type)
+        if handler is None:
+            return [self._log("warning", f"Unknown message type received: {message.type}")]
+        return handler(self, message, now)
+
+    def malformed(self, description: str) -> list[Effect]:
+        """A frame from the master that did not decode: log it and carry on."""
+        return [self._log("error", f"Skipping malformed frame from master: {description}")]
+
+    def users_applied(self, spawn_id: int, counts: dict[str, int]) -> list[Effect]:
+        """The user pool finished applying spawn ``spawn_id``; ``counts`` is what now runs."""
+        self.user_classes_count = dict(counts)
+        if spawn_id != self._spawn_id or self.phase is not Phase.SPAWNING:
+            return []  # superseded by a newer spawn, or stopped meanwhile
+        self._go(Event.SENT_SPAWNING_COMPLETE)
+        return [self._msg(MessageType.SPAWNING_COMPLETE, {"user_classes_count": dict(counts), "user_count": sum(counts.values())})]
+
+    def users_stopped(self, now: float) -> list[Effect]:
+        """Every user has stopped (after a stop or a quit)."""
+        self.user_classes_count = {k: 0 for k in self.user_classes_count}
+        if self.phase is Phase.STOPPING:
+            self._go(Event.SENT_CLIENT_STOPPED)
+            self._deadlines["ready_after_stop"] = now + self.stop_timeout + self.config.additional_wait_after_stop
+            return [self._msg(MessageType.CLIENT_STOPPED)]
+        if self.phase is Phase.QUITTING:
+            return self._finish_quit()
+        return []
+
+    def user_error(self, text: str, traceback: str) -> list[Effect]:
+        """A user task raised: report it as Locust's ``exception`` message."""
+        if self.phase is Phase.EXITED:
+            return []
+        return [self._msg(MessageType.EXCEPTION, {"msg": text, "traceback": traceback})]
+
+    def shutdown(self, reason: str) -> list[Effect]:
+        """The process is asked to stop (SIGTERM/SIGINT): tell the master and exit."""
+        if self.phase is Phase.EXITED:
+            return []
+        self._go(Event.SENT_QUIT)
+        self._deadlines.clear()
+        return [self._log("info", f"Shutting down ({reason})"), StopUsers(0.0), self._msg(MessageType.QUIT), Exit(EXIT_OK, reason)]
+
+    def _finish_quit(self) -> list[Effect]:
+        self._deadlines.clear()
+        effects: list[Effect] = [self._stats(), self._msg(MessageType.QUIT)]
+        self._go(Event.SENT_QUIT)
+        return [*effects, Exit(EXIT_OK, "quit from master")]
+
+    # -- message handlers ------------------------------------------------------------------------
+
+    def _on_ack(self, message: Message, now: float) -> list[Effect]:
+        if isinstance(message.data, dict) and "index" in message.data:
+            self.index = message.data["index"]
+        if self.phase is not Phase.CONNECTING:
+            self._go(Event.RECV_ACK)
+            return []
+        self._go(Event.RECV_ACK)
+        del self._deadlines["connect"]
+        # As Locust: heartbeats, stats and logs start right after the ack.
+        self._deadlines.update(heartbeat=now, stats=now, logs=now)
+        return [self._log("info", f"Connected to master (index {self.index}).")]
+
+    def _on_heartbeat(self, message: Message, now: float) -> list[Effect]:
+        self.last_master_heartbeat = now
+        self._deadlines["master_silence"] = now + self.config.timing.master_heartbeat_timeout
+        return []
+
+    def _on_spawn(self, message: Message, now: float) -> list[Effect]:
+        if self.phase not in (Phase.READY, Phase.SPAWNING, Phase.RUNNING):
+            return [self._log("warning", f"Ignoring spawn in phase {self.phase}")]
+        job = message.data
+        effects: list[Effect] = [self._msg(MessageType.SPAWNING)]  # sent before the timestamp check, as Locust
+        if job["timestamp"] <= self.last_spawn_timestamp:
+            self._go(Event.RECV_STALE_SPAWN)
+            return [*effects, self._log("info", "Discard spawn message with older or equal timestamp than timestamp of previous spawn message")]
+        self.last_spawn_timestamp = job["timestamp"]
+        self.host = job["host"]
+        self.stop_timeout = float(job["stop_timeout"] or 0.0)
+        self._go(Event.RECV_SPAWN)
+        self._spawn_id += 1
+        counts = {**{k: 0 for k in self.user_classes_count}, **job["user_classes_count"]}
+        return [*effects, ApplyUsers(counts, self._spawn_id)]
+
+    def _on_stop(self, message: Message, now: float) -> list[Effect]:
+        if self.phase not in (Phase.READY, Phase.SPAWNING, Phase.RUNNING):
+            return [self._log("warning", f"Ignoring stop in phase {self.phase}")]
+        self._go(Event.RECV_STOP)
+        return [StopUsers(self.stop_timeout)]
+
+    def _on_quit(self, message: Message, now: float) -> list[Effect]:
+        log = self._log("info", "Got quit message from master, shutting down...")
+        if self.phase is Phase.QUITTING:
+            return [log]
+        self._go(Event.RECV_QUIT)
+        # Heartbeats go on while users stop; stats, logs and the master-silence check end here.
+        self._deadlines = {"heartbeat": self._deadlines.get("heartbeat", now),
+                           "quit": now + self.stop_timeout + self.config.timing.heartbeat_interval}
+        return [log, StopUsers(self.stop_timeout)]
+
+    def _on_reconnect(self, message: Message, now: float) -> list[Effect]:
+        return [self._log("warning", "Received reconnect message from master. Resetting RPC connection."), Reconnect()]
+
+    def _on_info(self, message: Message, now: float) -> list[Effect]:
+        return [self._log("info", f"Received {message.type} from master: {message.data!r}"[:300])]
+
+
+def _next_slot(previous: float, interval: float, now: float) -> float:
+    """The next tick on a fixed cadence; if we fell more than a period behind, restart from now."""
+    nxt = previous + interval
+    return nxt if nxt > now else now + interval
+
+
+_Handler = Callable[[WorkerSession, Message, float], list[Effect]]
+_HANDLERS: dict[str, _Handler] = {
+    MessageType.ACK: WorkerSession._on_ack,
+    MessageType.HEARTBEAT: WorkerSession._on_heartbeat,
+    MessageType.SPAWN: WorkerSession._on_spawn,
+    MessageType.STOP: WorkerSession._on_stop,
+    MessageType.QUIT: WorkerSession._on_quit,
+    MessageType.RECONNECT: WorkerSession._on_reconnect,
+    MessageType.SPAWNING_COMPLETE: WorkerSession._on_info,
+    MessageType.UPDATE_USER_CLASS: WorkerSession._on_info,
+}
