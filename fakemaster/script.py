@@ -1,0 +1,243 @@
+"""Scripts: lists of steps, loaded from JSON or TOML, run against a FakeMaster.
+
+A script file is ``{"heartbeat_interval": 1.0, "steps": [...]}`` (TOML: the
+same keys, ``[[steps]]`` tables). Steps:
+
+====================  ==========================================================
+``{"expect": T, "within": S, "where": {...}}``  the next ``T`` within S s whose data matches
+``{"expect_none": T, "within": S}``             no ``T`` for S s
+``{"send": T, "data": D, "to": ID}``            send a message (``to`` defaults to the worker)
+``{"spawn": {"Cls": n}, "stop_timeout": S}``    a complete spawn with a fresh timestamp
+``{"send_raw": ["hex", ...]}``                  raw payload frames, given in hex
+``{"sleep": S}``                                let S seconds pass
+``{"auto": {"ack": b, "heartbeat": b, "liveness": b}}``  switch automatic behaviours
+``{"expect_exit": code, "within": S}``          the worker process ends (code null: any)
+``{"note": "text"}``                            a line in the trace
+====================  ==========================================================
+
+``where`` maps dotted paths into ``data`` to a value (equality) or to one
+operator: ``{"stats_total.num_requests": {">": 0}}``; operators are
+``== != > >= < <= in``. In ``data``, the strings ``"$now"`` (wall-clock time)
+and ``"$worker"`` (the worker's node id) are substituted.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from harness.errors import ConformanceError, ExpectationFailed, HarnessFault, ScenarioError
+from harness.trace import TraceRecord
+
+from fakemaster.master import FakeMaster
+
+STEP_KINDS = ("expect", "expect_none", "send", "spawn", "send_raw", "sleep", "auto", "expect_exit", "note")
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq, "!=": operator.ne, ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+    "in": lambda a, b: a in b,
+}
+DEFAULT_WITHIN = 5.0
+
+
+class Process(Protocol):
+    """What ``expect_exit`` needs of a worker process."""
+
+    def wait(self, timeout: float) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int
+    kind: str
+    spec: Mapping[str, Any]
+
+    def __str__(self) -> str:
+        return f"step {self.index + 1} {json.dumps(dict(self.spec), default=repr)}"
+
+
+@dataclass(frozen=True)
+class Script:
+    steps: tuple[Step, ...]
+    heartbeat_interval: float = 1.0
+    name: str = "script"
+
+
+@dataclass
+class ScriptResult:
+    steps_run: int = 0
+    error: ConformanceError | None = None
+    failed_step: Step | None = None
+    exit_code: int | None = None
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def load_script(path: Path) -> Script:
+    """Read a JSON (.json) or TOML (.toml) script; ScenarioError says what is wrong and where."""
+    try:
+        text = path.read_text("utf-8")
+        raw = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise ScenarioError(f"cannot read script {path}: {exc}") from exc
+    return parse_script(raw, name=path.stem)
+
+
+def parse_script(raw: Any, name: str = "script") -> Script:
+    if isinstance(raw, list):
+        raw = {"steps": raw}
+    if not isinstance(raw, dict) or not isinstance(raw.get("steps"), list):
+        raise ScenarioError(f"script {name}: expected an object with a 'steps' list, got {type(raw).__name__}")
+    steps = tuple(_parse_step(i, s) for i, s in enumerate(raw["steps"]))
+    interval = raw.get("heartbeat_interval", 1.0)
+    if not isinstance(interval, (int, float)) or interval <= 0:
+        raise ScenarioError(f"script {name}: heartbeat_interval must be a positive number, got {interval!r}")
+    return Script(steps, float(interval), str(raw.get("name", name)))
+
+
+def _parse_step(index: int, spec: Any) -> Step:
+    if not isinstance(spec, dict):
+        raise ScenarioError(f"step {index + 1}: expected an object, got {spec!r}")
+    kinds = [k for k in STEP_KINDS if k in spec]
+    if len(kinds) != 1:
+        raise ScenarioError(f"step {index + 1}: needs exactly one of {', '.join(STEP_KINDS)}; got keys {sorted(spec)}")
+    for key in ("within", "sleep"):
+        if key in spec and (not isinstance(spec[key], (int, float)) or spec[key] < 0):
+            raise ScenarioError(f"step {index + 1}: {key!r} must be a non-negative number of seconds, got {spec[key]!r}")
+    if "where" in spec:
+        _check_where(index, spec["where"])
+    if kinds[0] == "send_raw":
+        try:
+            [bytes.fromhex(h) for h in spec["send_raw"]]
+        except (TypeError, ValueError) as exc:
+            raise ScenarioError(f"step {index + 1}: send_raw takes a list of hex strings ({exc})") from exc
+    return Step(index, kinds[0], spec)
+
+
+def _check_where(index: int, where: Any) -> None:
+    if not isinstance(where, dict):
+        raise ScenarioError(f"step {index + 1}: 'where' must map data paths to values, got {where!r}")
+
+
+_MISSING = object()
+
+
+def _lookup(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, dict) and part.lstrip("-").isdigit() and int(part) in data:
+            data = data[int(part)]
+        else:
+            return _MISSING
+    return data
+
+
+def where_matches(where: Mapping[str, Any], data: Any) -> bool:
+    """True if every path in ``where`` holds in ``data`` (equality, or one operator)."""
+    for path, cond in where.items():
+        value = _lookup(data, path)
+        if value is _MISSING:
+            return False
+        if isinstance(cond, dict) and len(cond) == 1 and next(iter(cond)) in OPERATORS:
+            op, operand = next(iter(cond.items()))
+            try:
+                if not OPERATORS[op](value, operand):
+                    return False
+            except TypeError:
+                return False
+        elif value != cond:
+            return False
+    return True
+
+
+def substitute(value: Any, master: FakeMaster) -> Any:
+    if value == "$now":
+        return master.clock.wall()
+    if value == "$worker":
+        return master.default_worker()
+    if isinstance(value, dict):
+        return {k: substitute(v, master) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, master) for v in value]
+    return value
+
+
+def run_script(master: FakeMaster, script: Script, process: Process | None = None) -> ScriptResult:
+    """Run every step in order; stop at the first failure, whose kind says whose fault it is."""
+    result = ScriptResult()
+    for step in script.steps:
+        master.note(f"{step}")
+        try:
+            _run_step(master, step, process, result)
+        except ConformanceError as exc:
+            result.error, result.failed_step = exc, step
+            master.note(f"{step} failed: {exc}")
+            return result
+        result.steps_run += 1
+    return result
+
+
+def _run_step(master: FakeMaster, step: Step, process: Process | None, result: ScriptResult) -> None:
+    spec, kind = step.spec, step.kind
+    within = float(spec.get("within", DEFAULT_WITHIN))
+    if kind in ("expect", "expect_none"):
+        where = spec.get("where")
+        predicate = (lambda r: where_matches(where, r.message.data if r.message else None)) if where else None
+        if kind == "expect":
+            master.expect(spec["expect"], within, predicate, description=f"with {json.dumps(where)}" if where else "")
+        else:
+            master.expect_none(spec["expect_none"], within, predicate)
+    elif kind == "send":
+        _require_sent(master.send(spec["send"], substitute(spec.get("data"), master), spec.get("to")), step)
+    elif kind == "spawn":
+        counts = spec["spawn"]
+        if not isinstance(counts, dict) or not all(isinstance(v, int) and v >= 0 for v in counts.values()):
+            raise ScenarioError(f"{step}: spawn takes a map of user class to a non-negative count")
+        _require_sent(master.spawn(counts, to=spec.get("to"), stop_timeout=float(spec.get("stop_timeout", 0.0))), step)
+    elif kind == "send_raw":
+        _require_sent(master.send_raw([bytes.fromhex(h) for h in spec["send_raw"]], spec.get("to")), step)
+    elif kind == "sleep":
+        master.sleep(float(spec["sleep"]))
+    elif kind == "auto":
+        master.set_auto(**{k: bool(v) for k, v in spec["auto"].items() if k in ("ack", "heartbeat", "liveness")})
+    elif kind == "note":
+        master.note(str(spec["note"]))
+    elif kind == "expect_exit":
+        _expect_exit(step, process, within, result)
+
+
+def _require_sent(sent: bool, step: Step) -> None:
+    if not sent:
+        raise HarnessFault(f"{step}: the socket refused the message (no such peer, or high-water mark reached)")
+
+
+def _expect_exit(step: Step, process: Process | None, within: float, result: ScriptResult) -> None:
+    if process is None:
+        raise ScenarioError(f"{step}: expect_exit needs a worker process started by the harness")
+    code = process.wait(within)
+    result.exit_code = code
+    wanted = step.spec["expect_exit"]
+    if code is None:
+        raise ExpectationFailed("expect.exit", f"the worker process to exit within {within:g} s", "still running")
+    if wanted is not None and code != wanted:
+        raise ExpectationFailed("expect.exit", f"exit code {wanted}", f"exit code {code}")
+
+
+def first_message_or_exit(master: FakeMaster, process: Process, within: float) -> TraceRecord | None:
+    """Wait for the worker's first message, checking all along that its process is still alive."""
+    deadline_slices = max(1, int(within / 0.1))
+    for _ in range(deadline_slices):
+        record = master.wait_for(None, 0.1, after=0)
+        if record is not None:
+            return record
+        if process.wait(0) is not None:
+            return None
+    return None
