@@ -166,7 +166,7 @@ class SocketOwner:
                 os.read(self._wake_r, 4096)
                 while not self._calls.empty():
                     self._calls.get_nowait()()
-            if self.socket in ready and self.reading:
+            if self.socket is not None and self.socket in ready and self.reading:
                 self._on_readable(self.socket)
             deadline = self._next_deadline()
             if deadline is not None and self._monotonic() >= deadline:

@@ -1,0 +1,92 @@
+"""The command line: exit codes, report folders, and `master` against a separately started worker."""
+
+from __future__ import annotations
+
+import json
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLI = [sys.executable, "-m", "harness.cli"]
+
+
+def run_cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_run_reference_writes_a_report(tmp_path: Path) -> None:
+    done = run_cli("run", "--worker", "reference", "--report", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK: every step passed" in done.stdout
+    latest = tmp_path / "latest"
+    assert latest.is_symlink()
+    summary = json.loads((latest / "summary.json").read_text())
+    assert summary["verdict"] == "OK" and summary["worker_exit"] == 0 and summary["steps_run"] == summary["steps_total"]
+    assert summary["max_heartbeat_gap_s"] < 0.25 * 1.5
+    lines = (latest / "trace.jsonl").read_text().splitlines()
+    types = [json.loads(line).get("type") for line in lines]
+    assert types.count("spawning_complete") == 3 and "client_stopped" in types and types[-1] != "client_ready"
+    assert "requests made" in (latest / "worker.log").read_text()
+
+
+def test_broken_worker_fails_with_exit_1(tmp_path: Path) -> None:
+    """A worker whose client_ready carries an empty version is never acked by a real master: FAILED."""
+    cmd = "{python} -m worker --master-port {port} --heartbeat-interval {heartbeat_interval} --version-string ''"
+    done = run_cli("run", "--worker", cmd, "--report", str(tmp_path), "--name", "empty-version")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAILED" in done.stdout
+    summary = json.loads((tmp_path / "latest" / "summary.json").read_text())
+    assert any(v["rule"] == "schema.client_ready" for v in summary["violations"])
+
+
+def test_worker_command_that_cannot_start_is_unknown_not_a_pass(tmp_path: Path) -> None:
+    done = run_cli("run", "--worker", "no-such-worker-binary --port {port}", "--report", str(tmp_path))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "UNKNOWN" in done.stdout and "command not found" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args", [["run", "--bogus"], ["run", "--worker", "w {nope} {port}"], ["run", "--script", "/nonexistent.json"], []]
+)
+def test_usage_errors_exit_3(args: list[str], tmp_path: Path) -> None:
+    done = run_cli(*args, "--report", str(tmp_path)) if args and args[0] == "run" else run_cli(*args)
+    assert done.returncode == 3, done.stdout + done.stderr
+
+
+def test_master_command_against_a_separately_started_worker(tmp_path: Path) -> None:
+    script = tmp_path / "short.toml"
+    script.write_text(
+        'heartbeat_interval = 0.2\n'
+        '[[steps]]\nexpect = "client_ready"\nwithin = 15\n'
+        '[[steps]]\nexpect = "heartbeat"\nwithin = 1\n'
+        '[[steps]]\nspawn = { ConformanceUser = 2 }\n'
+        '[[steps]]\nexpect = "spawning_complete"\nwithin = 2\nwhere = { user_count = 2 }\n'
+        '[[steps]]\nsend = "quit"\n'
+        '[[steps]]\nexpect = "quit"\nwithin = 3\n'
+    )
+    trace_out = tmp_path / "trace.jsonl"
+    master = subprocess.Popen([*CLI, "master", "--script", str(script), "--trace-out", str(trace_out)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    worker = None
+    try:
+        assert master.stdout is not None
+        ready, _, _ = select.select([master.stdout], [], [], 15)
+        assert ready, "the master printed nothing within 15 s"
+        first = master.stdout.readline()
+        assert "listening on tcp://127.0.0.1:" in first
+        port = first.split("tcp://127.0.0.1:")[1].split()[0]
+        worker = subprocess.Popen([sys.executable, "-m", "worker", "--master-port", port, "--heartbeat-interval", "0.2"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        out, _ = master.communicate(timeout=60)
+        assert master.returncode == 0, first + out
+        assert "OK: 6 steps passed" in out and "spawning_complete" in out
+        assert worker.wait(10) == 0
+        assert len(trace_out.read_text().splitlines()) > 5
+    finally:
+        for proc in (master, worker):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(5)

@@ -1,0 +1,45 @@
+"""Import layering: the import-linter contracts hold, and the sans-IO modules import no I/O."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SANS_IO = [*sorted((ROOT / "harness" / "protocol").glob("*.py")), ROOT / "worker" / "session.py"]
+IO_MODULES = {"time", "threading", "socket", "select", "selectors", "asyncio", "subprocess", "zmq", "psutil", "os", "signal"}
+
+
+def imported_roots(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text("utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("path", SANS_IO, ids=lambda p: str(p.relative_to(ROOT)))
+def test_sans_io_module_imports_no_io(path: Path) -> None:
+    assert imported_roots(path) & IO_MODULES == set()
+
+
+def test_only_adapters_read_the_clock() -> None:
+    """Within harness/, only clock.py, owner.py and launcher.py may import time."""
+    readers = {p.name for p in (ROOT / "harness").rglob("*.py") if "time" in imported_roots(p) and "peers" not in p.parts}
+    assert readers <= {"clock.py", "owner.py", "launcher.py", "scenario.py"}, readers
+
+
+def test_import_linter_contracts_hold() -> None:
+    exe = shutil.which("lint-imports")
+    if exe is None:
+        pytest.skip("import-linter is not installed (pip install .[dev])")
+    done = subprocess.run([exe, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "broken" not in done.stdout.split("Contracts:")[-1].replace("0 broken", "")
