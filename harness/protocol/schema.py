@@ -163,7 +163,7 @@ STATS_ERROR = record(
 
 def _client_ready(value: Any, path: str, out: list[Problem]) -> None:
     # Master: falsy -> "old (pre 2.0) worker" and no ack; an int other than -1 -> TypeError in the listener.
-    if value == -1 and _is_int(value):
+    if _is_number(value) and value == -1:  # Locust compares with != -1, so -1.0 passes too
         return
     if not isinstance(value, str) or not value:
         out.append(Problem(path, "a non-empty version string or the int -1", _describe(value)))
@@ -199,7 +199,7 @@ WORKER_SCHEMAS: dict[str, Check] = {
 }
 
 MASTER_SCHEMAS: dict[str, Check] = {
-    MessageType.ACK: optional(record({"index": INT})),
+    MessageType.ACK: optional(record({"index": Field(INT, missing=Severity.DEVIATION)})),
     MessageType.HEARTBEAT: NIL,
     MessageType.SPAWN: record(
         {
@@ -219,7 +219,10 @@ MASTER_SCHEMAS: dict[str, Check] = {
 }
 
 # Nil payloads that carry something else are accepted by the real peer (it never reads them).
-_LENIENT_NIL = {MessageType.SPAWNING, MessageType.CLIENT_STOPPED, MessageType.QUIT, MessageType.STOP, MessageType.RECONNECT}
+_LENIENT_NIL = {
+    Direction.WORKER_TO_MASTER: {MessageType.SPAWNING, MessageType.CLIENT_STOPPED, MessageType.QUIT},
+    Direction.MASTER_TO_WORKER: {MessageType.STOP, MessageType.QUIT, MessageType.RECONNECT, MessageType.HEARTBEAT},
+}
 
 
 def check_payload(message: Message, direction: Direction) -> list[Problem]:
@@ -230,16 +233,18 @@ def check_payload(message: Message, direction: Direction) -> list[Problem]:
         return []
     problems: list[Problem] = []
     schema(message.data, f"{message.type}.data", problems)
-    if message.type in _LENIENT_NIL:
+    if message.type in _LENIENT_NIL[direction]:
         problems = [Problem(p.path, p.expected, p.observed, Severity.DEVIATION) for p in problems]
     if message.type == MessageType.SPAWNING_COMPLETE and direction is Direction.WORKER_TO_MASTER and not problems:
         data = message.data
+        # The master never reads user_count, but Locust's worker asserts it equals the sum.
         if "user_count" in data and data["user_count"] != sum(data["user_classes_count"].values()):
             problems.append(
                 Problem(
                     "spawning_complete.data['user_count']",
                     f"the sum of user_classes_count ({sum(data['user_classes_count'].values())})",
                     repr(data["user_count"]),
+                    Severity.DEVIATION,
                 )
             )
     return problems

@@ -117,25 +117,31 @@ def liveness_history(
 
     Returns:
         ``(tick_time, change)`` for every missing / healed / dead change, in order.
-        A heartbeat that lands exactly on a tick is counted before the tick.
+        A registration or heartbeat that lands exactly on a tick is counted before the tick.
     """
     beats = sorted(t for t in heartbeat_times if registered_at <= t <= now)
     counter = LivenessCounter.for_timing(timing)
     changes: list[tuple[float, LivenessChange]] = []
     interval = timing.heartbeat_interval
     k = 0
-    while first_tick + k * interval <= registered_at:
+    while first_tick + k * interval < registered_at:
         k += 1
     i = 0
-    while (tick := first_tick + k * interval) <= now:
-        while i < len(beats) and beats[i] <= tick:
+
+    def beats_until(t: float) -> None:
+        nonlocal i
+        while i < len(beats) and beats[i] <= t:
             if counter.heartbeat() is LivenessChange.HEALED:
                 changes.append((beats[i], LivenessChange.HEALED))
             i += 1
+
+    while (tick := first_tick + k * interval) <= now:
+        beats_until(tick)
         change = counter.tick()
         if change is not None:
             changes.append((tick, change))
             if change is LivenessChange.DEAD:
                 return changes
         k += 1
+    beats_until(now)
     return changes

@@ -472,6 +472,13 @@ def test_spawning_complete_user_count_must_be_the_sum(classes: dict[str, int], u
     assert problems[0].path == "spawning_complete.data['user_count']"
     assert str(sum(classes.values())) in problems[0].expected
     assert problems[0].observed == repr(user_count)
+    assert problems[0].severity is Severity.DEVIATION  # the master never reads it; Locust's worker asserts it
+
+
+def test_client_ready_minus_one_float_is_accepted() -> None:
+    """The master compares with `!= -1`, so -1.0 bypasses the version check like -1."""
+    assert check_payload(Message("client_ready", -1.0, NODE), W2M) == []
+    assert check_payload(Message("client_ready", -2, NODE), W2M) != []
 
 
 def test_master_spawning_complete_has_no_sum_rule() -> None:
@@ -516,18 +523,10 @@ def test_long_observed_values_are_truncated() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Severity bugs found while writing these tests (see the reasons).
+# Severities that follow what Locust's peers actually read (regressions of bugs found earlier).
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG schema.py MASTER_SCHEMAS[ACK]: an ack map without 'index' is reported as ERROR, but Locust 2.47.0's "
-        "worker reads it with `if msg.data is not None and \"index\" in msg.data` (runners.py:1378) and accepts it "
-        "(spec §3.1: 'An ack without index is tolerated'); by schema.py's own definition it is a DEVIATION"
-    ),
-)
 def test_ack_without_index_is_only_a_deviation() -> None:
     """A worker tolerates {"index"}-less acks, so this must not be an ERROR."""
     message = Message("ack", {}, NODE)
@@ -535,14 +534,6 @@ def test_ack_without_index_is_only_a_deviation() -> None:
     validate(message, M2W)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG schema.py _LENIENT_NIL/MASTER_SCHEMAS[HEARTBEAT]: a M->W heartbeat with non-nil data is an ERROR, but "
-        "Locust's worker never reads it (runners.py:1439-1443 only stores time.time()); other never-read nil payloads "
-        "(stop/quit/reconnect) are DEVIATIONs. HEARTBEAT is missing from _LENIENT_NIL, which is keyed by type only"
-    ),
-)
 def test_master_heartbeat_with_data_is_only_a_deviation() -> None:
     """The worker ignores the master heartbeat's data, so extra data is a DEVIATION."""
     message = Message("heartbeat", {"x": 1}, NODE)

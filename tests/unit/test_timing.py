@@ -218,13 +218,6 @@ def test_history_with_compressed_timing() -> None:
     assert changes == [(0.25 + 4 * 0.25, MISSING), (1.25 + 60 * 0.25, DEAD)]  # first tick at/after the beat: 0.25
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG timing.py liveness_history: heartbeats after the last tick <= now are never replayed (the beat loop "
-        "only runs inside the tick loop), so a self-heal that happened before `now` is missing from the history"
-    ),
-)
 def test_history_reports_a_heal_between_the_last_tick_and_now() -> None:
     """Missing at 4.5, heartbeat at 10.6, now 10.8: the heal happened before now and must be reported."""
     assert liveness_history(0.0, [10.6], 0.5, 10.8) == [(4.5, MISSING), (10.6, HEALED)]
@@ -289,3 +282,10 @@ def test_history_gaps_up_to_four_intervals_never_go_missing(phase: int, beats: l
         t += step * unit
         times.append(t)
     assert liveness_history(unit / 2, times, phase * unit, times[-1], LOCUST_TIMING) == []
+
+
+def test_registration_on_a_tick_counts_before_the_tick() -> None:
+    """Registration and heartbeats are ordered the same way against a tick that lands at the same instant."""
+    by_registration = liveness_history(1.0, [], 0.0, 20.0)
+    by_heartbeat = liveness_history(0.5, [1.0], 0.0, 20.0)
+    assert by_registration[0] == by_heartbeat[0] == (5.0, MISSING)
