@@ -64,8 +64,8 @@ class FakeMaster:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> FakeMaster:
+        self.core.start(self.clock.now())  # before the owner thread first computes its poll deadline
         self._owner.start()
-        self.core.start(self.clock.now())
         self.note(f"master bound on tcp://{self.host}:{self.port}")
         return self
 
@@ -123,7 +123,10 @@ class FakeMaster:
         self._record_liveness(changes)
 
     def _on_tick(self) -> None:
+        skipped = self.core.skipped_ticks
         self._record_liveness(self.core.tick(self.clock.now()))
+        if self.core.skipped_ticks > skipped:
+            self.note(f"harness fell behind: {self.core.skipped_ticks - skipped} liveness tick(s) skipped")
 
     def _record_liveness(self, changes: list[tuple[str, Any]]) -> None:
         for node_id, change in changes:

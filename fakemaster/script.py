@@ -42,6 +42,7 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "in": lambda a, b: a in b,
 }
 DEFAULT_WITHIN = 5.0
+AUTO_KEYS = frozenset({"ack", "heartbeat", "liveness"})
 
 
 class Process(Protocol):
@@ -97,7 +98,7 @@ def parse_script(raw: Any, name: str = "script") -> Script:
         raise ScenarioError(f"script {name}: expected an object with a 'steps' list, got {type(raw).__name__}")
     steps = tuple(_parse_step(i, s) for i, s in enumerate(raw["steps"]))
     interval = raw.get("heartbeat_interval", 1.0)
-    if not isinstance(interval, (int, float)) or interval <= 0:
+    if not _is_seconds(interval) or interval <= 0:
         raise ScenarioError(f"script {name}: heartbeat_interval must be a positive number, got {interval!r}")
     return Script(steps, float(interval), str(raw.get("name", name)))
 
@@ -109,16 +110,30 @@ def _parse_step(index: int, spec: Any) -> Step:
     if len(kinds) != 1:
         raise ScenarioError(f"step {index + 1}: needs exactly one of {', '.join(STEP_KINDS)}; got keys {sorted(spec)}")
     for key in ("within", "sleep"):
-        if key in spec and (not isinstance(spec[key], (int, float)) or spec[key] < 0):
+        if key in spec and (not _is_seconds(spec[key]) or spec[key] < 0):
             raise ScenarioError(f"step {index + 1}: {key!r} must be a non-negative number of seconds, got {spec[key]!r}")
     if "where" in spec:
         _check_where(index, spec["where"])
+    if kinds[0] == "auto":
+        auto = spec["auto"]
+        if not isinstance(auto, dict) or not auto or not set(auto) <= AUTO_KEYS or not all(isinstance(v, bool) for v in auto.values()):
+            raise ScenarioError(f"step {index + 1}: auto takes a map of {sorted(AUTO_KEYS)} to true/false, got {auto!r}")
+    if kinds[0] == "expect_exit" and not (spec["expect_exit"] is None or _is_int(spec["expect_exit"])):
+        raise ScenarioError(f"step {index + 1}: expect_exit takes an exit code or null, got {spec['expect_exit']!r}")
     if kinds[0] == "send_raw":
         try:
             [bytes.fromhex(h) for h in spec["send_raw"]]
         except (TypeError, ValueError) as exc:
             raise ScenarioError(f"step {index + 1}: send_raw takes a list of hex strings ({exc})") from exc
     return Step(index, kinds[0], spec)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_seconds(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_where(index: int, where: Any) -> None:
@@ -207,7 +222,7 @@ def _run_step(master: FakeMaster, step: Step, process: Process | None, result: S
     elif kind == "sleep":
         master.sleep(float(spec["sleep"]))
     elif kind == "auto":
-        master.set_auto(**{k: bool(v) for k, v in spec["auto"].items() if k in ("ack", "heartbeat", "liveness")})
+        master.set_auto(**spec["auto"])
     elif kind == "note":
         master.note(str(spec["note"]))
     elif kind == "expect_exit":

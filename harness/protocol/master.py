@@ -55,6 +55,15 @@ class Inbound:
         return self.message.node_id if self.message else self.identity.decode("utf-8", "replace")
 
 
+# Violations after which the real master cannot have read the message at all.
+_UNREADABLE = {"envelope.identity", "framing.frames", "direction"}
+
+
+def _master_can_read_heartbeat(data: object) -> bool:
+    """What ``client_listener`` needs of a heartbeat: ``state`` (any string) and ``current_cpu_usage``."""
+    return isinstance(data, dict) and isinstance(data.get("state"), str) and "current_cpu_usage" in data
+
+
 @dataclass
 class MasterCore:
     """Per-worker bookkeeping and automatic replies of a Locust-like master."""
@@ -67,6 +76,7 @@ class MasterCore:
     workers: dict[str, WorkerView] = field(default_factory=dict)
     indexes: dict[str, int] = field(default_factory=dict)
     next_tick: float | None = None
+    skipped_ticks: int = 0
 
     def start(self, now: float) -> None:
         """Begin ticking: the first liveness tick falls one interval after ``now``."""
@@ -117,16 +127,16 @@ class MasterCore:
             the automatic replies, and any liveness change (a self-heal).
         """
         msg = inbound.message
-        if msg is None:
-            return [], []
         errors = {v.rule for v in inbound.violations if v.severity is Severity.ERROR}
-        if msg.type == MessageType.CLIENT_READY and not (errors - {"envelope.node-id"}):
+        if msg is None or errors & _UNREADABLE:
+            return [], []  # the real master could not have processed this frame either
+        if msg.type == MessageType.CLIENT_READY and not errors & {f"schema.{msg.type}"}:
             # Locust registers and acks by the socket identity, not by the payload's node_id.
             return self._client_ready(inbound.identity.decode("utf-8", "replace")), []
         node = self.workers.get(msg.node_id)
         if node is None:
             return [], []
-        if msg.type == MessageType.HEARTBEAT and f"schema.{msg.type}" not in errors:
+        if msg.type == MessageType.HEARTBEAT and _master_can_read_heartbeat(msg.data):
             healed = node.liveness.heartbeat()
             node.state = str(msg.data["state"])
             replies = [Message(MessageType.HEARTBEAT, None, msg.node_id)] if self.auto_heartbeat else []
@@ -142,20 +152,32 @@ class MasterCore:
 
     def _client_ready(self, node_id: str) -> list[Message]:
         index = self.indexes.setdefault(node_id, len(self.indexes))
+        self.workers.pop(node_id, None)  # re-registration makes it the latest registered worker
         self.workers[node_id] = WorkerView(node_id, index, liveness=LivenessCounter.for_timing(self.timing))
         return [Message(MessageType.ACK, {"index": index}, node_id)] if self.auto_ack else []
 
     def tick(self, now: float) -> list[tuple[str, LivenessChange]]:
-        """Run every liveness tick that is due at ``now``; return the changes, deleting dead workers."""
+        """Run the liveness tick if it is due at ``now``; return the changes, deleting dead workers.
+
+        Like Locust's ``heartbeat_worker`` (which sleeps an interval after each tick), a master that
+        fell behind ticks once and carries on from ``now``; it never replays missed ticks in a burst,
+        which would invent missing workers. ``skipped_ticks`` counts the ticks it missed.
+        """
         changes: list[tuple[str, LivenessChange]] = []
-        while self.next_tick is not None and self.next_tick <= now:
-            self.next_tick += self.timing.heartbeat_interval
-            if not self.track_liveness:
-                continue
-            for node in list(self.workers.values()):
-                change = node.liveness.tick()
-                if change is not None:
-                    changes.append((node.node_id, change))
-                if change is LivenessChange.DEAD:
-                    del self.workers[node.node_id]
+        if self.next_tick is None or self.next_tick > now:
+            return changes
+        interval = self.timing.heartbeat_interval
+        self.next_tick += interval
+        if self.next_tick <= now:
+            missed = int((now - self.next_tick) // interval) + 1
+            self.skipped_ticks += missed
+            self.next_tick += missed * interval
+        if not self.track_liveness:
+            return changes
+        for node in list(self.workers.values()):
+            change = node.liveness.tick()
+            if change is not None:
+                changes.append((node.node_id, change))
+            if change is LivenessChange.DEAD:
+                del self.workers[node.node_id]
         return changes
