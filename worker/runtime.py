@@ -79,8 +79,8 @@ class WorkerRuntime:
                 self._apply(self.session.malformed(str(exc)))
                 continue
             self._apply(self.session.receive(message, now))
-            if self.exit_code is not None:
-                return
+            if self.exit_code is not None or self.owner.socket is not sock:
+                return  # exiting, or a reconnect replaced (and closed) this socket
 
     def _on_deadline(self) -> None:
         self._apply(self.session.tick(time.monotonic()))

@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.protocol.messages import LOCUST_VERSION, Direction, Message, MessageType
 from harness.protocol.schema import Severity, check_payload
-from harness.protocol.states import DEFERS_MESSAGES, Event, Phase, next_phase, wire_state
+from harness.protocol.states import DEFERS_MESSAGES, TRANSITIONS, Event, Phase, next_phase, wire_state
 from harness.protocol.timing import LOCUST_TIMING, Timing
 
 # -- effects -----------------------------------------------------------------------------------
@@ -270,12 +270,19 @@ class WorkerSession:
         del self._deadlines["connect"]
         # As Locust: heartbeats, stats and logs start right after the ack.
         self._deadlines.update(heartbeat=now, stats=now, logs=now)
+        self._arm_master_silence()
         return [self._log("info", f"Connected to master (index {self.index}).")]
 
     def _on_heartbeat(self, message: Message, now: float) -> list[Effect]:
         self.last_master_heartbeat = now
-        self._deadlines["master_silence"] = now + self.config.timing.master_heartbeat_timeout
+        self._arm_master_silence()
         return []
+
+    def _arm_master_silence(self) -> None:
+        # As Locust: the check runs only once connected and at least one master heartbeat arrived,
+        # and it ends when the worker starts quitting.
+        if self.last_master_heartbeat is not None and (self.phase, Event.MASTER_SILENT) in TRANSITIONS:
+            self._deadlines["master_silence"] = self.last_master_heartbeat + self.config.timing.master_heartbeat_timeout
 
     def _on_spawn(self, message: Message, now: float) -> list[Effect]:
         if self.phase not in (Phase.READY, Phase.SPAWNING, Phase.RUNNING):
@@ -304,9 +311,9 @@ class WorkerSession:
         if self.phase is Phase.QUITTING:
             return [log]
         self._go(Event.RECV_QUIT)
-        # Heartbeats go on while users stop; stats, logs and the master-silence check end here.
-        self._deadlines = {"heartbeat": self._deadlines.get("heartbeat", now),
-                           "quit": now + self.stop_timeout + self.config.timing.heartbeat_interval}
+        # Heartbeats (if they had started) go on while users stop; stats, logs and the master-silence check end.
+        heartbeat = {"heartbeat": self._deadlines["heartbeat"]} if "heartbeat" in self._deadlines else {}
+        self._deadlines = {**heartbeat, "quit": now + self.stop_timeout + self.config.timing.heartbeat_interval}
         return [log, StopUsers(self.stop_timeout)]
 
     def _on_reconnect(self, message: Message, now: float) -> list[Effect]:

@@ -169,6 +169,20 @@ def _client_ready(value: Any, path: str, out: list[Problem]) -> None:
         out.append(Problem(path, "a non-empty version string or the int -1", _describe(value)))
 
 
+def _ack(value: Any, path: str, out: list[Problem]) -> None:
+    # The worker reads it as `if data is not None and "index" in data`: anything that survives that is accepted.
+    if value is None:
+        return
+    if not isinstance(value, (dict, list, str, bytes)):  # `"index" in 0` raises TypeError in the worker's loop
+        out.append(Problem(path, "nil or a map {'index': int}", _describe(value)))
+    elif not isinstance(value, dict):
+        out.append(Problem(path, "nil or a map {'index': int}", _describe(value), Severity.DEVIATION))
+    elif "index" not in value:
+        out.append(Problem(f"{path}['index']", "a present key", "no such key", Severity.DEVIATION))
+    else:
+        INT(value["index"], f"{path}['index']", out)
+
+
 WORKER_SCHEMAS: dict[str, Check] = {
     MessageType.CLIENT_READY: _client_ready,
     MessageType.HEARTBEAT: record(
@@ -199,7 +213,7 @@ WORKER_SCHEMAS: dict[str, Check] = {
 }
 
 MASTER_SCHEMAS: dict[str, Check] = {
-    MessageType.ACK: optional(record({"index": Field(INT, missing=Severity.DEVIATION)})),
+    MessageType.ACK: _ack,
     MessageType.HEARTBEAT: NIL,
     MessageType.SPAWN: record(
         {

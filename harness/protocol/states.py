@@ -48,7 +48,7 @@ _ACTIVE = (P.READY, P.SPAWNING, P.RUNNING)
 TRANSITIONS: dict[tuple[Phase, Event], Phase] = {
     (P.CONNECTING, E.SENT_CLIENT_READY): P.CONNECTING,  # retry until acked
     (P.CONNECTING, E.RECV_ACK): P.READY,
-    **{(p, E.RECV_ACK): p for p in (*_ACTIVE, P.STOPPING, P.COOLDOWN)},  # late or duplicate acks change nothing
+    **{(p, E.RECV_ACK): p for p in (*_ACTIVE, P.STOPPING, P.COOLDOWN, P.QUITTING)},  # late or duplicate acks change nothing
     **{(p, E.RECV_SPAWN): P.SPAWNING for p in _ACTIVE},
     **{(p, E.RECV_STALE_SPAWN): p for p in _ACTIVE},
     (P.SPAWNING, E.SENT_SPAWNING_COMPLETE): P.RUNNING,

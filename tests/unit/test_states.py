@@ -98,6 +98,11 @@ def test_connecting_worker_cannot_detect_master_silence() -> None:
     assert next_phase(P.CONNECTING, E.MASTER_SILENT) is None
 
 
+def test_ack_crossing_a_quit_changes_nothing() -> None:
+    """The ack of a post-stop client_ready may arrive after the master's quit."""
+    assert next_phase(P.QUITTING, E.RECV_ACK) is P.QUITTING
+
+
 @pytest.mark.parametrize("phase", [P.READY, P.SPAWNING, P.RUNNING])
 def test_stale_spawn_and_late_ack_change_nothing(phase: Phase) -> None:
     """A stale spawn or a duplicate ack keeps the phase."""
@@ -123,7 +128,7 @@ def test_stale_spawn_and_late_ack_change_nothing(phase: Phase) -> None:
         (P.COOLDOWN, E.RECV_SPAWN),
         (P.COOLDOWN, E.SENT_CLIENT_STOPPED),
         (P.QUITTING, E.RECV_SPAWN),
-        (P.QUITTING, E.RECV_ACK),
+        (P.QUITTING, E.MASTER_SILENT),
         (P.QUITTING, E.SENT_CLIENT_READY),
     ],
 )
