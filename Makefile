@@ -20,6 +20,7 @@ report: $(STAMP)
 	$(BIN)/locust-conformance run --worker reference --report reports
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest -p no:cacheprovider

@@ -58,8 +58,9 @@ class FakeMaster:
         self.core = MasterCore(timing, auto_ack, auto_heartbeat, track_liveness, max_frame_bytes)
         self.trace = Trace(t0=self.clock.now())
         self.cursor = 0  # expect() searches records after this sequence number
-        self._owner = SocketOwner(self._bind, self._on_readable, lambda: self.core.next_tick, self._on_tick, self.clock.now,
-                                  name="fakemaster-router")
+        self._owner = SocketOwner(
+            self._bind, self._on_readable, lambda: self.core.next_tick, self._on_tick, self.clock.now, name="fakemaster-router"
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -169,8 +170,15 @@ class FakeMaster:
         identity = to.encode() if isinstance(to, str) else to if to is not None else self.default_worker().encode()
         return self._owner.call(lambda: self._send_frames(identity, list(frames), None))
 
-    def spawn(self, user_classes_count: dict[str, int], *, to: str | None = None, stop_timeout: float = 0.0,
-              host: str | None = None, timestamp: float | None = None) -> bool:
+    def spawn(
+        self,
+        user_classes_count: dict[str, int],
+        *,
+        to: str | None = None,
+        stop_timeout: float = 0.0,
+        host: str | None = None,
+        timestamp: float | None = None,
+    ) -> bool:
         """Send a complete 2.47 ``spawn`` (absolute per-class counts, a fresh timestamp)."""
         data = {
             "timestamp": self.clock.wall() if timestamp is None else timestamp,
@@ -215,22 +223,28 @@ class FakeMaster:
 
     # -- scripting: waiting and expecting ----------------------------------------------------
 
-    def wait_for(self, message_type: str | None = None, within: float = 5.0, where: Predicate | None = None,
-                 after: int | None = None) -> TraceRecord | None:
+    def wait_for(
+        self, message_type: str | None = None, within: float = 5.0, where: Predicate | None = None, after: int | None = None
+    ) -> TraceRecord | None:
         """The next received message of ``message_type`` matching ``where`` after the cursor, or None."""
         since = self.cursor if after is None else after
 
         def match(r: TraceRecord) -> bool:
-            return (r.kind is Kind.RECV and r.message is not None and (message_type is None or r.message.type == message_type)
-                    and (where is None or where(r)))
+            return (
+                r.kind is Kind.RECV
+                and r.message is not None
+                and (message_type is None or r.message.type == message_type)
+                and (where is None or where(r))
+            )
 
         found = self.trace.wait_for(match, since, within, self.clock.now)
         if found is not None and after is None:
             self.cursor = found.seq + 1
         return found
 
-    def expect(self, message_type: str, within: float = 5.0, where: Predicate | None = None,
-               description: str = "") -> TraceRecord:
+    def expect(
+        self, message_type: str, within: float = 5.0, where: Predicate | None = None, description: str = ""
+    ) -> TraceRecord:
         """Like ``wait_for`` but a miss raises ExpectationFailed naming what was seen instead."""
         since = self.cursor
         found = self.wait_for(message_type, within, where)
@@ -245,8 +259,11 @@ class FakeMaster:
         """Raise ExpectationFailed if a matching message arrives within ``within`` seconds."""
         found = self.wait_for(message_type, within, where, after=self.cursor)
         if found is not None:
-            raise ExpectationFailed(f"expect-none.{message_type}", f"no {message_type} for {within:g} s",
-                                    f"{message_type} at t={found.t - self.trace.t0:.3f}")
+            raise ExpectationFailed(
+                f"expect-none.{message_type}",
+                f"no {message_type} for {within:g} s",
+                f"{message_type} at t={found.t - self.trace.t0:.3f}",
+            )
 
     def sleep(self, seconds: float) -> None:
         self.clock.sleep(max(0.0, seconds))

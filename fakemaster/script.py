@@ -38,7 +38,12 @@ from fakemaster.master import FakeMaster
 
 STEP_KINDS = ("expect", "expect_none", "send", "spawn", "send_raw", "sleep", "auto", "expect_exit", "note")
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq, "!=": operator.ne, ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
     "in": lambda a, b: a in b,
 }
 DEFAULT_WITHIN = 5.0
@@ -116,7 +121,12 @@ def _parse_step(index: int, spec: Any) -> Step:
         _check_where(index, spec["where"])
     if kinds[0] == "auto":
         auto = spec["auto"]
-        if not isinstance(auto, dict) or not auto or not set(auto) <= AUTO_KEYS or not all(isinstance(v, bool) for v in auto.values()):
+        if (
+            not isinstance(auto, dict)
+            or not auto
+            or not set(auto) <= AUTO_KEYS
+            or not all(isinstance(v, bool) for v in auto.values())
+        ):
             raise ScenarioError(f"step {index + 1}: auto takes a map of {sorted(AUTO_KEYS)} to true/false, got {auto!r}")
     if kinds[0] == "expect_exit" and not (spec["expect_exit"] is None or _is_int(spec["expect_exit"])):
         raise ScenarioError(f"step {index + 1}: expect_exit takes an exit code or null, got {spec['expect_exit']!r}")

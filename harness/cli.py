@@ -7,7 +7,6 @@ or the worker launch failed, so nothing could be judged); 3 usage or script erro
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -34,22 +33,39 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="locust-conformance", description="Conformance harness and fake master for Locust's distributed mode.",
-                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="locust-conformance",
+        description="Conformance harness and fake master for Locust's distributed mode.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run = sub.add_parser("run", help="start a worker and drive it through a script, writing a report",
-                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("--worker", default="reference",
-                     help=f"'{' or '.join(BUILTIN_WORKERS)}', or a shell command template with {{host}} {{port}} "
-                     "and optionally {heartbeat_interval}")
-    run.add_argument("--script", type=Path, default=DEFAULT_SCRIPT, help="steps to run (JSON or TOML); default: the lifecycle scenario")
+    run = sub.add_parser(
+        "run",
+        help="start a worker and drive it through a script, writing a report",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "--worker",
+        default="reference",
+        help=f"'{' or '.join(BUILTIN_WORKERS)}', or a shell command template with {{host}} {{port}} "
+        "and optionally {heartbeat_interval}",
+    )
+    run.add_argument(
+        "--script", type=Path, default=DEFAULT_SCRIPT, help="steps to run (JSON or TOML); default: the lifecycle scenario"
+    )
     run.add_argument("--name", default=None, help="label of this implementation in the report folder name")
     run.add_argument("--report", type=Path, default=Path("reports"), help="folder that receives <time>-<label>/")
     run.add_argument("--heartbeat-interval", type=float, default=None, help="time compression (default: the script's)")
 
-    master = sub.add_parser("master", help="run a script as a fake master against a worker started separately",
-                            epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    master = sub.add_parser(
+        "master",
+        help="run a script as a fake master against a worker started separately",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     master.add_argument("--script", type=Path, required=True)
     master.add_argument("--host", default="127.0.0.1")
     master.add_argument("--port", type=int, default=0, help="0: a free port (printed)")
@@ -66,8 +82,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcome = run_scenario(args.worker, script, folder, heartbeat_interval=args.heartbeat_interval)
     print(f"{outcome.verdict.value}: {outcome.reason}")
     gap = outcome.max_heartbeat_gap
-    print(f"steps {outcome.steps_run}/{outcome.steps_total}, {outcome.duration:.1f} s, worker {outcome.to_json()['worker_exit_text']}, "
-          f"max heartbeat gap {'n/a' if gap is None else f'{gap:.3f} s'}, violations {len(outcome.violations)}")
+    print(
+        f"steps {outcome.steps_run}/{outcome.steps_total}, {outcome.duration:.1f} s, "
+        f"worker {outcome.to_json()['worker_exit_text']}, "
+        f"max heartbeat gap {'n/a' if gap is None else f'{gap:.3f} s'}, violations {len(outcome.violations)}"
+    )
     print(f"trace: {folder / 'trace.txt'}")
     return EXIT_CODES[outcome.verdict]
 
@@ -87,8 +106,11 @@ def cmd_master(args: argparse.Namespace) -> int:
         print(f"OK: {result.steps_run} steps passed")
         return EXIT_OK
     reason = f"{result.failed_step}: {result.error}" if result.error else f"protocol violation: {errors[0]}"
-    verdict = Verdict.FAILED if result.error is None or isinstance(result.error, ProtocolViolation) else (
-        Verdict.SCENARIO if isinstance(result.error, ScenarioError) else Verdict.UNKNOWN)
+    verdict = (
+        Verdict.FAILED
+        if result.error is None or isinstance(result.error, ProtocolViolation)
+        else (Verdict.SCENARIO if isinstance(result.error, ScenarioError) else Verdict.UNKNOWN)
+    )
     print(f"{verdict.value}: {reason}")
     return EXIT_CODES[verdict]
 

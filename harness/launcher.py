@@ -38,8 +38,13 @@ def render_command(template: str, host: str, port: int, heartbeat_interval: floa
         raise ScenarioError(f"worker command has unknown placeholders {sorted(unknown)}; allowed: {sorted(PLACEHOLDERS)}")
     if "port" not in fields:
         raise ScenarioError(f"worker command must contain {{port}} so the worker can find the master: {template!r}")
-    return template.format(host=host, port=port, heartbeat_interval=f"{heartbeat_interval:g}",
-                           python=shlex.quote(sys.executable), peers=shlex.quote(str(PEERS)))
+    return template.format(
+        host=host,
+        port=port,
+        heartbeat_interval=f"{heartbeat_interval:g}",
+        python=shlex.quote(sys.executable),
+        peers=shlex.quote(str(PEERS)),
+    )
 
 
 class WorkerProcess:
@@ -58,8 +63,12 @@ class WorkerProcess:
         self._log = self.log_path.open("wb")
         try:
             self._proc = subprocess.Popen(
-                ["/bin/sh", "-c", f"exec {self.command}"], stdin=subprocess.DEVNULL, stdout=self._log,
-                stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **(self.env or {})},
+                ["/bin/sh", "-c", f"exec {self.command}"],
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **(self.env or {})},
             )
         except OSError as exc:
             self._log.close()

@@ -49,9 +49,14 @@ class ScenarioOutcome:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "verdict": self.verdict.value, "reason": self.reason, "command": self.command,
-            "worker_exit": self.worker_exit, "worker_exit_text": describe_exit(self.worker_exit),
-            "steps_run": self.steps_run, "steps_total": self.steps_total, "duration_s": round(self.duration, 3),
+            "verdict": self.verdict.value,
+            "reason": self.reason,
+            "command": self.command,
+            "worker_exit": self.worker_exit,
+            "worker_exit_text": describe_exit(self.worker_exit),
+            "steps_run": self.steps_run,
+            "steps_total": self.steps_total,
+            "duration_s": round(self.duration, 3),
             "max_heartbeat_gap_s": None if self.max_heartbeat_gap is None else round(self.max_heartbeat_gap, 4),
             "violations": self.violations,
         }
@@ -72,8 +77,14 @@ def new_report_dir(root: Path, label: str) -> Path:
     return folder
 
 
-def run_scenario(worker: str, script: Script, report_dir: Path, *, heartbeat_interval: float | None = None,
-                 startup_timeout: float = STARTUP_TIMEOUT) -> ScenarioOutcome:
+def run_scenario(
+    worker: str,
+    script: Script,
+    report_dir: Path,
+    *,
+    heartbeat_interval: float | None = None,
+    startup_timeout: float = STARTUP_TIMEOUT,
+) -> ScenarioOutcome:
     """Start a fake master and the worker command, run ``script``, and write the evidence to ``report_dir``."""
     interval = heartbeat_interval or script.heartbeat_interval
     started = time.monotonic()
@@ -86,7 +97,9 @@ def run_scenario(worker: str, script: Script, report_dir: Path, *, heartbeat_int
                 code = process.poll()
                 tail = process.output(tail_lines=15) or "(no output)"
                 if code is not None:
-                    outcome.reason = f"the worker command ended ({describe_exit(code)}) before sending anything; its output:\n{tail}"
+                    outcome.reason = (
+                        f"the worker command ended ({describe_exit(code)}) before sending anything; its output:\n{tail}"
+                    )
                 else:
                     outcome.verdict = Verdict.FAILED
                     outcome.reason = f"the worker sent nothing within {startup_timeout:g} s of starting; its output:\n{tail}"
@@ -128,7 +141,10 @@ def _collect_violations(master: FakeMaster, outcome: ScenarioOutcome) -> None:
     if errors and outcome.verdict is Verdict.OK:
         first = errors[0]
         outcome.verdict = Verdict.FAILED
-        outcome.reason = f"{len(errors)} protocol violation(s); first at t={first['t']:.3f}: [{first['rule']}] expected {first['expected']}; observed {first['observed']}"
+        outcome.reason = (
+            f"{len(errors)} protocol violation(s); first at t={first['t']:.3f}: "
+            f"[{first['rule']}] expected {first['expected']}; observed {first['observed']}"
+        )
 
 
 def _write(master: FakeMaster, outcome: ScenarioOutcome) -> None:

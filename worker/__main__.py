@@ -33,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--connect-retry-count", type=int, default=LOCUST_TIMING.connect_retry_count)
     t.add_argument("--report-interval", type=float, help="stats period")
     t.add_argument("--log-report-interval", type=float)
-    t.add_argument("--additional-wait-after-stop", type=float, default=0.0,
-                   help="LOCUST_WORKER_ADDITIONAL_WAIT_BEFORE_READY_AFTER_STOP")
+    t.add_argument(
+        "--additional-wait-after-stop", type=float, default=0.0, help="LOCUST_WORKER_ADDITIONAL_WAIT_BEFORE_READY_AFTER_STOP"
+    )
     u = p.add_argument_group("simulated users")
     u.add_argument("--task-time", type=float, default=0.05, help="duration of one simulated request")
     u.add_argument("--wait-time", type=float, default=0.1, help="pause between requests")
@@ -54,15 +55,17 @@ def timing_from(args: argparse.Namespace) -> Timing:
         "report_interval": args.report_interval,
         "log_report_interval": args.log_report_interval,
     }
-    return replace(base, connect_retry_count=args.connect_retry_count,
-                   **{k: v for k, v in overrides.items() if v is not None})
+    return replace(base, connect_retry_count=args.connect_retry_count, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     node_id = args.node_id or default_node_id()
-    logging.basicConfig(level=args.loglevel.upper(), stream=sys.stderr,
-                        format=f"[%(asctime)s] {node_id.split('_')[0]}/%(levelname)s/%(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.loglevel.upper(),
+        stream=sys.stderr,
+        format=f"[%(asctime)s] {node_id.split('_')[0]}/%(levelname)s/%(name)s: %(message)s",
+    )
     version: str | int = -1 if args.version_string == "-1" else args.version_string
     config = WorkerConfig(node_id, timing_from(args), version, args.additional_wait_after_stop, not args.no_logs)
     profile = TaskProfile(args.task_time, args.wait_time, "GET", args.fail_every, args.raise_every, args.busy_task)

@@ -13,6 +13,7 @@ import logging
 import socket
 import time
 import uuid
+from collections.abc import Callable
 
 import psutil
 import zmq
@@ -44,8 +45,15 @@ class WorkerRuntime:
         self._process = psutil.Process()
         self._process.cpu_percent(None)
         self.session = WorkerSession(config, report=lambda: self.stats.take_report(time.time()), resources=self._resources)
-        self.owner = SocketOwner(self._connect, self._on_readable, self.session.next_deadline, self._on_deadline,
-                                 time.monotonic, name="worker-dealer", close_linger_ms=FLUSH_ON_EXIT_MS)
+        self.owner = SocketOwner(
+            self._connect,
+            self._on_readable,
+            self.session.next_deadline,
+            self._on_deadline,
+            time.monotonic,
+            name="worker-dealer",
+            close_linger_ms=FLUSH_ON_EXIT_MS,
+        )
         self.pool = UserPool(profile, self.stats, self.owner.post, self._user_error)
         self.exit_code: int | None = None
         self.exit_reason = ""
@@ -90,8 +98,7 @@ class WorkerRuntime:
             if isinstance(effect, Send):
                 self._send(effect)
             elif isinstance(effect, ApplyUsers):
-                spawn_id = effect.spawn_id
-                self.pool.apply(effect.counts, lambda actual: self._apply(self.session.users_applied(spawn_id, actual)))
+                self.pool.apply(effect.counts, self._on_applied(effect.spawn_id))
             elif isinstance(effect, StopUsers):
                 self.pool.stop_all(effect.timeout, lambda: self._apply(self.session.users_stopped(time.monotonic())))
             elif isinstance(effect, Reconnect):
@@ -103,6 +110,10 @@ class WorkerRuntime:
                 self.exit_code, self.exit_reason = effect.code, effect.reason
                 self.pool.close()
                 self.owner.request_stop()
+
+    def _on_applied(self, spawn_id: int) -> Callable[[dict[str, int]], None]:
+        """The callback the user pool posts back when spawn ``spawn_id`` has been applied."""
+        return lambda actual: self._apply(self.session.users_applied(spawn_id, actual))
 
     def _send(self, effect: Send) -> None:
         sock = self.owner.socket
@@ -129,6 +140,10 @@ class WorkerRuntime:
         if self.owner.failure is not None:
             log.critical("socket thread failed: %r", self.owner.failure)
             return 70
-        log.info("Exiting (%s); requests made: %d, failures: %d",
-                 self.exit_reason, self.stats.requests_total, self.stats.failures_total)
+        log.info(
+            "Exiting (%s); requests made: %d, failures: %d",
+            self.exit_reason,
+            self.stats.requests_total,
+            self.stats.failures_total,
+        )
         return self.exit_code if self.exit_code is not None else 70

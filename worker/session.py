@@ -144,7 +144,9 @@ class WorkerSession:
         if "heartbeat" in due:
             cpu, rss = self.resources()
             effects.append(
-                self._msg(MessageType.HEARTBEAT, {"state": self.reported_state, "current_cpu_usage": cpu, "current_memory_usage": rss})
+                self._msg(
+                    MessageType.HEARTBEAT, {"state": self.reported_state, "current_cpu_usage": cpu, "current_memory_usage": rss}
+                )
             )
             self._deadlines["heartbeat"] = _next_slot(self._deadlines["heartbeat"], timing.heartbeat_interval, now)
         if "master_silence" in due:
@@ -192,7 +194,10 @@ class WorkerSession:
         silent = now - (self.last_master_heartbeat or now)
         self._go(Event.MASTER_SILENT)
         effects: list[Effect] = [
-            self._log("error", f"Didn't get heartbeat from master in over {self.config.timing.master_heartbeat_timeout:g}s ({silent:.3f}s)"),
+            self._log(
+                "error",
+                f"Didn't get heartbeat from master in over {self.config.timing.master_heartbeat_timeout:g}s ({silent:.3f}s)",
+            ),
             StopUsers(0.0),
             self._msg(MessageType.QUIT),
         ]
@@ -225,7 +230,9 @@ class WorkerSession:
         if spawn_id != self._spawn_id or self.phase is not Phase.SPAWNING:
             return []  # superseded by a newer spawn, or stopped meanwhile
         self._go(Event.SENT_SPAWNING_COMPLETE)
-        return [self._msg(MessageType.SPAWNING_COMPLETE, {"user_classes_count": dict(counts), "user_count": sum(counts.values())})]
+        return [
+            self._msg(MessageType.SPAWNING_COMPLETE, {"user_classes_count": dict(counts), "user_count": sum(counts.values())})
+        ]
 
     def users_stopped(self, now: float) -> list[Effect]:
         """Every user has stopped (after a stop or a quit)."""
@@ -250,7 +257,12 @@ class WorkerSession:
             return []
         self._go(Event.SENT_QUIT)
         self._deadlines.clear()
-        return [self._log("info", f"Shutting down ({reason})"), StopUsers(0.0), self._msg(MessageType.QUIT), Exit(EXIT_OK, reason)]
+        return [
+            self._log("info", f"Shutting down ({reason})"),
+            StopUsers(0.0),
+            self._msg(MessageType.QUIT),
+            Exit(EXIT_OK, reason),
+        ]
 
     def _finish_quit(self) -> list[Effect]:
         self._deadlines.clear()
@@ -291,7 +303,10 @@ class WorkerSession:
         effects: list[Effect] = [self._msg(MessageType.SPAWNING)]  # sent before the timestamp check, as Locust
         if job["timestamp"] <= self.last_spawn_timestamp:
             self._go(Event.RECV_STALE_SPAWN)
-            return [*effects, self._log("info", "Discard spawn message with older or equal timestamp than timestamp of previous spawn message")]
+            return [
+                *effects,
+                self._log("info", "Discard spawn message with older or equal timestamp than timestamp of previous spawn message"),
+            ]
         self.last_spawn_timestamp = job["timestamp"]
         self.host = job["host"]
         self.stop_timeout = float(job["stop_timeout"] or 0.0)

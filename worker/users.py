@@ -32,8 +32,7 @@ class TaskProfile:
 
 
 class _User(threading.Thread):
-    def __init__(self, class_name: str, profile: TaskProfile, stats: RequestStats,
-                 on_error: Callable[[str, str], None]) -> None:
+    def __init__(self, class_name: str, profile: TaskProfile, stats: RequestStats, on_error: Callable[[str, str], None]) -> None:
         super().__init__(name=f"user-{class_name}", daemon=True)
         self.class_name = class_name
         self.profile = profile
@@ -68,8 +67,7 @@ class _User(threading.Thread):
 class UserPool:
     """Owns the user threads; applies absolute per-class counts asynchronously."""
 
-    def __init__(self, profile: TaskProfile, stats: RequestStats, post: Post,
-                 on_error: Callable[[str, str], None]) -> None:
+    def __init__(self, profile: TaskProfile, stats: RequestStats, post: Post, on_error: Callable[[str, str], None]) -> None:
         self.profile = profile
         self.stats = stats
         self.post = post

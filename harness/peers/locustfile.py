@@ -28,6 +28,10 @@ class ConformanceUser(User):
         start = time.perf_counter()
         time.sleep(float(os.environ.get("LC_TASK_TIME", "0.05")))
         self.environment.events.request.fire(
-            request_type="GET", name="/ConformanceUser", response_time=(time.perf_counter() - start) * 1000,
-            response_length=42, exception=None, context={},
+            request_type="GET",
+            name="/ConformanceUser",
+            response_time=(time.perf_counter() - start) * 1000,
+            response_length=42,
+            exception=None,
+            context={},
         )

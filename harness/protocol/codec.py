@@ -101,7 +101,9 @@ def decode(frame: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Mess
         raise MalformedFrame("codec.arity", "an array of exactly 3 items", f"an array of {len(obj)} items")
     message_type, data, node_id = obj
     if not isinstance(message_type, str):
-        raise MalformedFrame("codec.type-field", "the message type as a msgpack str", f"{type(message_type).__name__} {message_type!r}")
+        raise MalformedFrame(
+            "codec.type-field", "the message type as a msgpack str", f"{type(message_type).__name__} {message_type!r}"
+        )
     if not isinstance(node_id, str):
         raise MalformedFrame("codec.node-id", "node_id as a msgpack str", f"{type(node_id).__name__} {node_id!r}")
     return Message(message_type, data, node_id)

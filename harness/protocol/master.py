@@ -91,7 +91,11 @@ class MasterCore:
             violations.append(Violation("envelope.identity", "a UTF-8 socket identity", f"bytes {identity[:40]!r}"))
         if len(frames) != 1:
             violations.append(
-                Violation("framing.frames", "exactly one payload frame per message", f"{len(frames)} frames (sizes {[len(f) for f in frames]})")
+                Violation(
+                    "framing.frames",
+                    "exactly one payload frame per message",
+                    f"{len(frames)} frames (sizes {[len(f) for f in frames]})",
+                )
             )
             payload = frames[-1] if frames else b""
         else:
@@ -109,13 +113,22 @@ class MasterCore:
         found: list[Violation] = []
         if message.node_id.encode("utf-8") != identity:
             found.append(
-                Violation("envelope.node-id", f"node_id equal to the socket identity {identity!r}", f"node_id {message.node_id!r}")
+                Violation(
+                    "envelope.node-id", f"node_id equal to the socket identity {identity!r}", f"node_id {message.node_id!r}"
+                )
             )
         if message.type in (MessageType.ACK, MessageType.SPAWN, MessageType.STOP, MessageType.RECONNECT):
-            found.append(Violation("direction", "only worker-to-master types from a worker", f"master-only type {message.type!r}"))
+            found.append(
+                Violation("direction", "only worker-to-master types from a worker", f"master-only type {message.type!r}")
+            )
         elif message.type not in MessageType.__members__.values():
             found.append(
-                Violation("type.unknown", "a built-in message type (custom types are ignored)", f"type {message.type!r}", Severity.DEVIATION)
+                Violation(
+                    "type.unknown",
+                    "a built-in message type (custom types are ignored)",
+                    f"type {message.type!r}",
+                    Severity.DEVIATION,
+                )
             )
         found.extend(Violation.from_problem(message.type, p) for p in check_payload(message, Direction.WORKER_TO_MASTER))
         return found

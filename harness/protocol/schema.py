@@ -193,9 +193,7 @@ WORKER_SCHEMAS: dict[str, Check] = {
         }
     ),
     MessageType.SPAWNING: NIL,
-    MessageType.SPAWNING_COMPLETE: record(
-        {"user_classes_count": COUNTS, "user_count": Field(INT, missing=Severity.DEVIATION)}
-    ),
+    MessageType.SPAWNING_COMPLETE: record({"user_classes_count": COUNTS, "user_count": Field(INT, missing=Severity.DEVIATION)}),
     MessageType.STATS: record(
         {
             "stats": list_of(STATS_ENTRY),

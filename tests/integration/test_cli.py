@@ -59,17 +59,22 @@ def test_usage_errors_exit_3(args: list[str], tmp_path: Path) -> None:
 def test_master_command_against_a_separately_started_worker(tmp_path: Path) -> None:
     script = tmp_path / "short.toml"
     script.write_text(
-        'heartbeat_interval = 0.2\n'
+        "heartbeat_interval = 0.2\n"
         '[[steps]]\nexpect = "client_ready"\nwithin = 15\n'
         '[[steps]]\nexpect = "heartbeat"\nwithin = 1\n'
-        '[[steps]]\nspawn = { ConformanceUser = 2 }\n'
+        "[[steps]]\nspawn = { ConformanceUser = 2 }\n"
         '[[steps]]\nexpect = "spawning_complete"\nwithin = 2\nwhere = { user_count = 2 }\n'
         '[[steps]]\nsend = "quit"\n'
         '[[steps]]\nexpect = "quit"\nwithin = 3\n'
     )
     trace_out = tmp_path / "trace.jsonl"
-    master = subprocess.Popen([*CLI, "master", "--script", str(script), "--trace-out", str(trace_out)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    master = subprocess.Popen(
+        [*CLI, "master", "--script", str(script), "--trace-out", str(trace_out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     worker = None
     try:
         assert master.stdout is not None
@@ -78,8 +83,12 @@ def test_master_command_against_a_separately_started_worker(tmp_path: Path) -> N
         first = master.stdout.readline()
         assert "listening on tcp://127.0.0.1:" in first
         port = first.split("tcp://127.0.0.1:")[1].split()[0]
-        worker = subprocess.Popen([sys.executable, "-m", "worker", "--master-port", port, "--heartbeat-interval", "0.2"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "worker", "--master-port", port, "--heartbeat-interval", "0.2"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         out, _ = master.communicate(timeout=60)
         assert master.returncode == 0, first + out
         assert "OK: 6 steps passed" in out and "spawning_complete" in out

@@ -12,99 +12,27 @@ import io
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import psutil
 import pytest
-import zmq
 
 from fakemaster import FakeMaster
 from harness.errors import ExpectationFailed, ScenarioError
 from harness.protocol.schema import Severity
 from harness.protocol.timing import LOCUST_TIMING, Timing
 from harness.trace import Kind, TraceRecord
+from tests.peers import HEARTBEAT_DATA, RECV_TIMEOUT, PeerFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 
 TIMING = LOCUST_TIMING.compressed(0.1)
 I = TIMING.heartbeat_interval
 N = TIMING.heartbeat_liveness
-RECV_TIMEOUT = 2.0  # generous deadline for anything that must arrive
-SILENCE = 0.25  # how long we listen to conclude that nothing was sent
 TOLERANCE = 0.03  # scheduling slack on the liveness window's upper bound
-
-HEARTBEAT_DATA = {"state": "ready", "current_cpu_usage": 1.5, "current_memory_usage": 1000}
-
-
-# --------------------------------------------------------------------------------------------
-# A raw DEALER worker with deadline-bound receives
-# --------------------------------------------------------------------------------------------
-
-
-class Peer:
-    """A raw DEALER with a fixed identity; every receive has a deadline."""
-
-    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], endpoint: str, identity: bytes) -> None:
-        self.identity = identity
-        self.node_id = identity.decode("utf-8", "replace")
-        self.sock: zmq.Socket[bytes] = context.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.IDENTITY, identity)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(endpoint)
-
-    def send(self, message_type: Any, data: Any = None, node_id: Any = None) -> bytes:
-        """Pack ``[type, data, node_id]`` (node_id defaults to the identity) and send it; returns the frame."""
-        frame: bytes = msgpack.packb((message_type, data, self.node_id if node_id is None else node_id))
-        self.sock.send(frame)
-        return frame
-
-    def send_frames(self, frames: list[bytes]) -> None:
-        self.sock.send_multipart(frames)
-
-    def heartbeat(self, state: str = "ready") -> None:
-        self.send("heartbeat", {**HEARTBEAT_DATA, "state": state})
-
-    def recv_frames(self, timeout: float = RECV_TIMEOUT) -> list[bytes] | None:
-        """The next multipart message, or None if nothing arrives within ``timeout``."""
-        if not self.sock.poll(int(timeout * 1000), zmq.POLLIN):
-            return None
-        return self.sock.recv_multipart(zmq.NOBLOCK)
-
-    def recv(self, timeout: float = RECV_TIMEOUT) -> list[Any]:
-        """The next message decoded as ``[type, data, node_id]``; fails the test on timeout."""
-        frames = self.recv_frames(timeout)
-        assert frames is not None, f"{self.node_id}: nothing received within {timeout} s"
-        assert len(frames) == 1, f"{self.node_id}: expected one frame, got {frames!r}"
-        decoded: list[Any] = msgpack.unpackb(frames[0], raw=False, strict_map_key=False)
-        return decoded
-
-    def assert_silent(self, within: float = SILENCE) -> None:
-        frames = self.recv_frames(within)
-        assert frames is None, f"{self.node_id}: expected silence, got {frames!r}"
-
-    def register(self, version: Any = "2.47.0") -> int:
-        """client_ready -> ack; returns the index."""
-        self.send("client_ready", version)
-        reply = self.recv()
-        assert reply[0] == "ack" and reply[2] == self.node_id, reply
-        index: int = reply[1]["index"]
-        return index
-
-    def close(self) -> None:
-        self.sock.close(linger=0)
-
-
-PeerFactory = Callable[..., Peer]
-
-
-@pytest.fixture
-def context() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    yield ctx
-    ctx.destroy(linger=0)
 
 
 @pytest.fixture
@@ -113,27 +41,14 @@ def master() -> Iterator[FakeMaster]:
         yield m
 
 
-@pytest.fixture
-def make_peer(context: zmq.Context[zmq.Socket[bytes]]) -> Iterator[Callable[[FakeMaster, bytes], Peer]]:
-    peers: list[Peer] = []
-
-    def make(m: FakeMaster, identity: bytes) -> Peer:
-        peer = Peer(context, m.endpoint, identity)
-        peers.append(peer)
-        return peer
-
-    yield make
-    for peer in peers:
-        peer.close()
-
-
 def settle(m: FakeMaster) -> None:
     """Barrier: returns once the owner thread has finished the turn it was in (all its records are in)."""
     m.workers()
 
 
-def wait_recv(m: FakeMaster, identity: str, since: int, message_type: str | None = None,
-              timeout: float = RECV_TIMEOUT) -> TraceRecord:
+def wait_recv(
+    m: FakeMaster, identity: str, since: int, message_type: str | None = None, timeout: float = RECV_TIMEOUT
+) -> TraceRecord:
     """The first RECV record from ``identity`` at or after ``since`` (optionally of a type), then a barrier."""
 
     def match(r: TraceRecord) -> bool:
@@ -162,8 +77,9 @@ def test_port_zero_reports_the_bound_port_on_loopback_only(master: FakeMaster, m
     """Port 0 becomes a real port; the only listener on it is 127.0.0.1 (never 0.0.0.0)."""
     assert master.port > 0
     assert master.endpoint == f"tcp://127.0.0.1:{master.port}"
-    listeners = [c for c in psutil.Process().net_connections(kind="tcp")
-                 if c.status == psutil.CONN_LISTEN and c.laddr.port == master.port]
+    listeners = [
+        c for c in psutil.Process().net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == master.port
+    ]
     assert [c.laddr.ip for c in listeners] == ["127.0.0.1"]
     assert make_peer(master, b"w-bind").register() == 0
     notes = [r.note for r in records(master, Kind.NOTE)]
@@ -408,8 +324,9 @@ def small_master() -> Iterator[FakeMaster]:
 
 
 @pytest.mark.parametrize(("frames", "rule"), [(f, r) for _, f, r in BAD_INPUTS], ids=[n for n, _, _ in BAD_INPUTS])
-def test_bad_input_is_recorded_with_raw_bytes(small_master: FakeMaster, make_peer: PeerFactory,
-                                              frames: list[bytes], rule: str) -> None:
+def test_bad_input_is_recorded_with_raw_bytes(
+    small_master: FakeMaster, make_peer: PeerFactory, frames: list[bytes], rule: str
+) -> None:
     """Each malformed message becomes one RECV record with its rule (an error) and the exact raw frames."""
     w = make_peer(small_master, b"w-bad")
     w.send_frames(frames)

@@ -56,8 +56,18 @@ def launch(tmp_path: Path) -> Iterator[Launch]:
     procs: list[WorkerProcess] = []
 
     def start(port: int, *extra: str, node_id: str = "testworker_1") -> WorkerProcess:
-        argv = [sys.executable, "-m", "worker", "--master-port", str(port), "--heartbeat-interval", str(INTERVAL),
-                "--node-id", node_id, *extra]
+        argv = [
+            sys.executable,
+            "-m",
+            "worker",
+            "--master-port",
+            str(port),
+            "--heartbeat-interval",
+            str(INTERVAL),
+            "--node-id",
+            node_id,
+            *extra,
+        ]
         proc = WorkerProcess(" ".join(shlex.quote(a) for a in argv), tmp_path / f"{node_id}.log").start()
         procs.append(proc)
         return proc
@@ -82,12 +92,15 @@ def connect(master: FakeMaster, launch: Launch, *extra: str, node_id: str = "tes
 
 def received(master: FakeMaster, message_type: str, since: int = 0, node_id: str | None = None) -> list[TraceRecord]:
     """Every message of ``message_type`` the master received at or after trace seq ``since``."""
-    return [r for r in master.trace.records(since)
-            if r.kind is Kind.RECV and r.type == message_type and (node_id is None or r.identity == node_id)]
+    return [
+        r
+        for r in master.trace.records(since)
+        if r.kind is Kind.RECV and r.type == message_type and (node_id is None or r.identity == node_id)
+    ]
 
 
 def max_gap(times: list[float]) -> float:
-    return max((b - a for a, b in zip(times, times[1:])), default=float("inf"))
+    return max((b - a for a, b in zip(times, times[1:], strict=False)), default=float("inf"))
 
 
 def heartbeat_window(master: FakeMaster, seconds: float, node_id: str = "testworker_1") -> list[TraceRecord]:
@@ -126,7 +139,7 @@ def test_handshake_retries_client_ready_until_ack(master: FakeMaster, launch: La
     tries = [first]
     for _ in range(2):
         tries.append(master.expect("client_ready", within=TIMING.connect_timeout + 0.5, where=from_worker(node)))
-    gaps = [b.t - a.t for a, b in zip(tries, tries[1:])]
+    gaps = [b.t - a.t for a, b in zip(tries, tries[1:], strict=False)]
     assert all(TIMING.connect_timeout - 0.1 <= g <= TIMING.connect_timeout + 0.3 for g in gaps), gaps
     assert received(master, "heartbeat") == []
     assert received(master, "stats") == []
@@ -236,8 +249,11 @@ def test_stop_then_ready_then_quit(master: FakeMaster, launch: Launch) -> None:
     stopped = master.expect("client_stopped", within=2.0, where=mine)
     ready = master.expect("client_ready", within=2.0, where=mine)
     assert 0.4 - 0.05 <= ready.t - stopped.t <= 0.4 + 0.5
-    cooldown = [r.message.data["state"] for r in received(master, "heartbeat", stopped.seq, node)  # type: ignore[union-attr]
-                if r.seq < ready.seq]
+    cooldown = [
+        r.message.data["state"]
+        for r in received(master, "heartbeat", stopped.seq, node)  # type: ignore[union-attr]
+        if r.seq < ready.seq
+    ]
     assert cooldown and set(cooldown) == {"running"}  # the previous state is kept while cooling down
     master.expect("heartbeat", within=1.0, where=lambda r: mine(r) and r.message.data["state"] == "ready")  # type: ignore[union-attr]
     assert node in master.workers()  # re-registered by that client_ready
@@ -316,8 +332,11 @@ def test_malformed_frames_do_not_disturb_the_worker(master: FakeMaster, launch: 
     assert "2 frames in one message" in out
     assert "Unknown message type received: no_such_type" in out
     assert "Ignoring malformed spawn from master" in out
-    logs = master.expect("logs", within=3 * TIMING.log_report_interval,
-                         where=lambda r: mine(r) and any("malformed frame" in line for line in r.message.data["logs"]))  # type: ignore[union-attr]
+    logs = master.expect(
+        "logs",
+        within=3 * TIMING.log_report_interval,
+        where=lambda r: mine(r) and any("malformed frame" in line for line in r.message.data["logs"]),
+    )  # type: ignore[union-attr]
     assert logs.message is not None and logs.message.data["worker_id"] == node
     master.spawn({"A": 1}, to=node)  # and it still works
     done = master.expect("spawning_complete", within=2.0, where=mine)

@@ -70,7 +70,7 @@ class LocustCodec:
                 raise TimeoutError(f"writing to the {self._diagnostics()}")
             _, writable, _ = select.select([], [self._in], [], remaining)
             if writable:
-                view = view[os.write(self._in, view[: 65536]) :]
+                view = view[os.write(self._in, view[:65536]) :]
 
     def _read_exact(self, n: int, deadline: float) -> bytes:
         chunks: list[bytes] = []
@@ -210,7 +210,9 @@ def _stats_entry(name: st.SearchStrategy[str], method: st.SearchStrategy[str]) -
 
 STATS = st.fixed_dictionaries(
     {
-        "stats": st.lists(_stats_entry(st.sampled_from(["/ok", "/fail", "/ünï"]) | UNICODE, st.sampled_from(["GET", "POST"])), max_size=3),
+        "stats": st.lists(
+            _stats_entry(st.sampled_from(["/ok", "/fail", "/ünï"]) | UNICODE, st.sampled_from(["GET", "POST"])), max_size=3
+        ),
         "stats_total": _stats_entry(st.just("Aggregated"), st.just("")),
         "errors": st.dictionaries(
             st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
@@ -258,7 +260,11 @@ TYPED_PAYLOADS = st.one_of(
     st.tuples(st.sampled_from([t.value for t in MessageType]) | UNICODE, ANY_PAYLOAD),
 )
 NODE_IDS = st.one_of(
-    st.builds(lambda host, hexid: f"{host}_{hexid}", st.sampled_from(["vm", "host-1", "wörker"]), st.text("0123456789abcdef", min_size=32, max_size=32)),
+    st.builds(
+        lambda host, hexid: f"{host}_{hexid}",
+        st.sampled_from(["vm", "host-1", "wörker"]),
+        st.text("0123456789abcdef", min_size=32, max_size=32),
+    ),
     UNICODE,
 )
 

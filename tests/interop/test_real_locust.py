@@ -41,7 +41,10 @@ def test_reference_worker_under_real_master(tmp_path: Path) -> None:
         f"--csv {tmp_path}/run --loglevel INFO --stop-timeout 0"
     )
     worker_cmd = f"{sys.executable} -m worker --master-port {port} --heartbeat-interval {INTERVAL} --fail-every 7"
-    with WorkerProcess(master_cmd, tmp_path / "master.log") as master, WorkerProcess(worker_cmd, tmp_path / "worker.log") as worker:
+    with (
+        WorkerProcess(master_cmd, tmp_path / "master.log") as master,
+        WorkerProcess(worker_cmd, tmp_path / "worker.log") as worker,
+    ):
         master_code = master.wait(40)
         worker_code = worker.wait(10)
     master_log, worker_log = master.output(), worker.output()
@@ -84,7 +87,9 @@ def test_real_worker_stats_decode_and_validate(tmp_path: Path) -> None:
             fake.expect("client_ready", 20)
             fake.spawn({"ConformanceUser": 2})
             fake.expect("spawning_complete", 5)
-            record = fake.expect("stats", 5, where=lambda r: r.message is not None and r.message.data["stats_total"]["num_requests"] > 0)
+            record = fake.expect(
+                "stats", 5, where=lambda r: r.message is not None and r.message.data["stats_total"]["num_requests"] > 0
+            )
             fake.send("quit")
             fake.expect("quit", 5)
             assert proc.wait(10) == 0, proc.output()

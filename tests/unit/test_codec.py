@@ -131,7 +131,11 @@ def test_decode_of_known_bytes(name: str, message: Message, expected: bytes) -> 
 
 def test_envelope_starts_with_fixarray_of_three_and_str_type() -> None:
     """Every envelope is 0x93 followed by a msgpack str type (never bin)."""
-    for message in (Message("ack", {"index": 3}, NODE), Message("heartbeat", None, NODE), Message("client_ready", "2.47.0", NODE)):
+    for message in (
+        Message("ack", {"index": 3}, NODE),
+        Message("heartbeat", None, NODE),
+        Message("client_ready", "2.47.0", NODE),
+    ):
         frame = encode(message)
         assert frame[0] == 0x93
         assert frame[1] & 0xE0 == 0xA0  # fixstr
@@ -320,7 +324,9 @@ def test_unpack_returns_raw_object_without_envelope_checks() -> None:
 TAG_KEYS = frozenset({"__datetime__", "__ObjectId__"})
 MSGPACK_INTS = st.integers(min_value=-(2**63), max_value=2**64 - 1)
 # strftime("%Y") does not zero-pad years below 1000, so (in Locust too) they do not round-trip.
-NAIVE_DATETIMES = st.datetimes(min_value=datetime.datetime(1000, 1, 1), max_value=datetime.datetime(9999, 12, 31, 23, 59, 59, 999999))
+NAIVE_DATETIMES = st.datetimes(
+    min_value=datetime.datetime(1000, 1, 1), max_value=datetime.datetime(9999, 12, 31, 23, 59, 59, 999999)
+)
 MAP_KEYS = st.one_of(st.text(max_size=12).filter(lambda k: k not in TAG_KEYS), MSGPACK_INTS)
 
 SCALARS = st.one_of(

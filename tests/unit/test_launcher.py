@@ -31,7 +31,7 @@ def test_render_rejects_bad_templates(template: str) -> None:
 def test_output_goes_to_a_file_and_big_output_never_stalls(tmp_path: Path) -> None:
     """1 MB of output would fill a pipe; it must go to the file while the process runs to the end."""
     script = "import sys; sys.stdout.write('x' * 1_000_000); sys.stderr.write('done')"
-    with WorkerProcess(f"{sys.executable} -c \"{script}\"", tmp_path / "out.log") as proc:
+    with WorkerProcess(f'{sys.executable} -c "{script}"', tmp_path / "out.log") as proc:
         assert proc.wait(10) == 0
     text = proc.output()
     assert text.count("x") == 1_000_000 and text.endswith("done")
@@ -50,10 +50,11 @@ def test_stop_kills_the_whole_group_including_children(tmp_path: Path) -> None:
     child_pid_file = tmp_path / "child.pid"
     script = (
         "import os, signal, subprocess, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-        f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); open({str(child_pid_file)!r}, 'w').write(str(p.pid)); "
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        f"open({str(child_pid_file)!r}, 'w').write(str(p.pid)); "
         "time.sleep(60)"
     )
-    proc = WorkerProcess(f"{sys.executable} -c \"{script}\"", tmp_path / "out.log").start()
+    proc = WorkerProcess(f'{sys.executable} -c "{script}"', tmp_path / "out.log").start()
     deadline = time.monotonic() + 10
     while not child_pid_file.exists() or not child_pid_file.read_text():
         assert time.monotonic() < deadline, proc.output()

@@ -242,7 +242,14 @@ BROKEN: list[tuple[Direction, str, Any, str, str, Severity]] = [
     (M2W, "reconnect", 1, "reconnect.data", "nil", DEV),
     # spawning_complete (W->M)
     (W2M, "spawning_complete", {"user_count": 2}, "spawning_complete.data['user_classes_count']", "a present key", ERR),
-    (W2M, "spawning_complete", {"user_classes_count": {"DemoUser": 2}}, "spawning_complete.data['user_count']", "a present key", DEV),
+    (
+        W2M,
+        "spawning_complete",
+        {"user_classes_count": {"DemoUser": 2}},
+        "spawning_complete.data['user_count']",
+        "a present key",
+        DEV,
+    ),
     (
         W2M,
         "spawning_complete",
@@ -267,7 +274,14 @@ BROKEN: list[tuple[Direction, str, Any, str, str, Severity]] = [
         "str",
         ERR,
     ),
-    (W2M, "spawning_complete", {"user_classes_count": [2], "user_count": 2}, "spawning_complete.data['user_classes_count']", "map", ERR),
+    (
+        W2M,
+        "spawning_complete",
+        {"user_classes_count": [2], "user_count": 2},
+        "spawning_complete.data['user_classes_count']",
+        "map",
+        ERR,
+    ),
     (
         W2M,
         "spawning_complete",
@@ -390,7 +404,14 @@ BROKEN: list[tuple[Direction, str, Any, str, str, Severity]] = [
     (M2W, "spawn", {**SPAWN, "host": 80}, "spawn.data['host']", "str", ERR),
     (M2W, "spawn", {**SPAWN, "parsed_options": []}, "spawn.data['parsed_options']", "map", ERR),
     (M2W, "spawn", {**SPAWN, "parsed_options": {1: "x"}}, "spawn.data['parsed_options'] key 1", "str", ERR),
-    (M2W, "spawn", {**SPAWN, "user_classes_count": {"DemoUser": -0.5}}, "spawn.data['user_classes_count']['DemoUser']", "int", ERR),
+    (
+        M2W,
+        "spawn",
+        {**SPAWN, "user_classes_count": {"DemoUser": -0.5}},
+        "spawn.data['user_classes_count']['DemoUser']",
+        "int",
+        ERR,
+    ),
     (M2W, "spawning_complete", {}, "spawning_complete.data['user_count']", "a present key", ERR),
     (M2W, "spawning_complete", {"user_count": None}, "spawning_complete.data['user_count']", "int", ERR),
     (M2W, "update_user_class", {"weight": 2}, "update_user_class.data['user_class_name']", "a present key", ERR),

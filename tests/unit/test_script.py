@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import pytest
-import zmq
 
 from fakemaster import FakeMaster
 from fakemaster.script import (
@@ -33,6 +31,7 @@ from harness.clock import FakeClock
 from harness.errors import ExpectationFailed, HarnessFault, ScenarioError
 from harness.protocol.timing import LOCUST_TIMING
 from harness.trace import Kind
+from tests.peers import PeerFactory
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -62,8 +61,9 @@ BAD_STEPS: list[tuple[str, list[Any], int, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("steps", "number", "words"), [(s, n, w) for _, s, n, w in BAD_STEPS],
-                         ids=[name for name, _, _, _ in BAD_STEPS])
+@pytest.mark.parametrize(
+    ("steps", "number", "words"), [(s, n, w) for _, s, n, w in BAD_STEPS], ids=[name for name, _, _, _ in BAD_STEPS]
+)
 def test_malformed_step_names_its_number(steps: list[Any], number: int, words: str) -> None:
     """Every malformed step raises ScenarioError starting with 'step N:' (1-based)."""
     with pytest.raises(ScenarioError) as info:
@@ -192,60 +192,80 @@ DATA: dict[Any, Any] = {
 }
 
 
-@pytest.mark.parametrize(("where", "expected"), [
-    ({}, True),
-    ({"state": "running"}, True),
-    ({"state": "ready"}, False),
-    ({"none": None}, True),
-    ({"tags": ["a", "b"]}, True),
-    ({"user_classes_count": {"UserA": 2, "UserB": 3}}, True),  # a dict that is no operator: equality
-    ({"user_classes_count": {"UserA": 2}}, False),
-    ({"stats_total.num_requests": 10}, True),
-    ({"stats_total.name": "Aggregated", "user_count": 5}, True),
-    ({"stats_total.name": "Aggregated", "user_count": 6}, False),  # every condition must hold
-    ({"user_classes_count.UserB": 3}, True),
-    ({"stats_total.response_times.100": 3}, True),  # int keys from msgpack
-    ({"stats_total.response_times.-1": 2}, True),
-    ({"both.1": "str-key"}, True),  # an existing str key wins over the int
-])
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ({}, True),
+        ({"state": "running"}, True),
+        ({"state": "ready"}, False),
+        ({"none": None}, True),
+        ({"tags": ["a", "b"]}, True),
+        ({"user_classes_count": {"UserA": 2, "UserB": 3}}, True),  # a dict that is no operator: equality
+        ({"user_classes_count": {"UserA": 2}}, False),
+        ({"stats_total.num_requests": 10}, True),
+        ({"stats_total.name": "Aggregated", "user_count": 5}, True),
+        ({"stats_total.name": "Aggregated", "user_count": 6}, False),  # every condition must hold
+        ({"user_classes_count.UserB": 3}, True),
+        ({"stats_total.response_times.100": 3}, True),  # int keys from msgpack
+        ({"stats_total.response_times.-1": 2}, True),
+        ({"both.1": "str-key"}, True),  # an existing str key wins over the int
+    ],
+)
 def test_where_equality_and_paths(where: dict[str, Any], expected: bool) -> None:
     assert where_matches(where, DATA) is expected
 
 
-@pytest.mark.parametrize(("op", "operand", "value", "expected"), [
-    ("==", 5, 5, True), ("==", 5, 6, False),
-    ("!=", 5, 6, True), ("!=", 5, 5, False),
-    (">", 4, 5, True), (">", 5, 5, False),
-    (">=", 5, 5, True), (">=", 6, 5, False),
-    ("<", 6, 5, True), ("<", 5, 5, False),
-    ("<=", 5, 5, True), ("<=", 4, 5, False),
-    ("in", [1, 5], 5, True), ("in", [1, 2], 5, False),
-    ("in", "running spawning", "spawning", True), ("in", {"a": 1}, "b", False),
-])
+@pytest.mark.parametrize(
+    ("op", "operand", "value", "expected"),
+    [
+        ("==", 5, 5, True),
+        ("==", 5, 6, False),
+        ("!=", 5, 6, True),
+        ("!=", 5, 5, False),
+        (">", 4, 5, True),
+        (">", 5, 5, False),
+        (">=", 5, 5, True),
+        (">=", 6, 5, False),
+        ("<", 6, 5, True),
+        ("<", 5, 5, False),
+        ("<=", 5, 5, True),
+        ("<=", 4, 5, False),
+        ("in", [1, 5], 5, True),
+        ("in", [1, 2], 5, False),
+        ("in", "running spawning", "spawning", True),
+        ("in", {"a": 1}, "b", False),
+    ],
+)
 def test_where_operators(op: str, operand: Any, value: Any, expected: bool) -> None:
     assert where_matches({"x.y": {op: operand}}, {"x": {"y": value}}) is expected
 
 
-@pytest.mark.parametrize(("where", "data"), [
-    ({"missing": None}, DATA),
-    ({"stats_total.missing": 1}, DATA),
-    ({"state.deeper": "x"}, DATA),  # through a non-map
-    ({"tags.0": "a"}, DATA),  # lists are not indexed
-    ({"stats_total.response_times.200": 3}, DATA),
-    ({"a": 1}, None),
-    ({"a": 1}, [1]),
-    ({"missing": {"!=": 1}}, DATA),  # an operator on a missing path is still False
-])
+@pytest.mark.parametrize(
+    ("where", "data"),
+    [
+        ({"missing": None}, DATA),
+        ({"stats_total.missing": 1}, DATA),
+        ({"state.deeper": "x"}, DATA),  # through a non-map
+        ({"tags.0": "a"}, DATA),  # lists are not indexed
+        ({"stats_total.response_times.200": 3}, DATA),
+        ({"a": 1}, None),
+        ({"a": 1}, [1]),
+        ({"missing": {"!=": 1}}, DATA),  # an operator on a missing path is still False
+    ],
+)
 def test_where_missing_paths_are_false(where: dict[str, Any], data: Any) -> None:
     assert where_matches(where, data) is False
 
 
-@pytest.mark.parametrize("where", [
-    {"state": {">": 3}},
-    {"user_count": {"<": "10"}},
-    {"user_count": {"in": 5}},
-    {"none": {">=": 0}},
-])
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"state": {">": 3}},
+        {"user_count": {"<": "10"}},
+        {"user_count": {"in": 5}},
+        {"none": {">=": 0}},
+    ],
+)
 def test_where_type_errors_are_false(where: dict[str, Any]) -> None:
     """An operator that cannot compare its operands is a mismatch, not a crash."""
     assert where_matches(where, DATA) is False
@@ -256,68 +276,11 @@ def test_where_type_errors_are_false(where: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-class Peer:
-    """A raw DEALER with a fixed identity; every receive has a deadline."""
-
-    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], endpoint: str, identity: str) -> None:
-        self.node_id = identity
-        self.sock: zmq.Socket[bytes] = context.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.IDENTITY, identity.encode())
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(endpoint)
-
-    def send(self, message_type: str, data: Any = None) -> None:
-        self.sock.send(msgpack.packb((message_type, data, self.node_id)))
-
-    def recv_frames(self, timeout: float = RECV_TIMEOUT) -> list[bytes] | None:
-        if not self.sock.poll(int(timeout * 1000), zmq.POLLIN):
-            return None
-        return self.sock.recv_multipart(zmq.NOBLOCK)
-
-    def recv(self, timeout: float = RECV_TIMEOUT) -> list[Any]:
-        frames = self.recv_frames(timeout)
-        assert frames is not None, f"nothing received within {timeout} s"
-        assert len(frames) == 1, frames
-        decoded: list[Any] = msgpack.unpackb(frames[0], raw=False, strict_map_key=False)
-        return decoded
-
-    def register(self) -> None:
-        self.send("client_ready", "2.47.0")
-        assert self.recv()[0] == "ack"
-
-    def close(self) -> None:
-        self.sock.close(linger=0)
-
-
-@pytest.fixture
-def context() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    yield ctx
-    ctx.destroy(linger=0)
-
-
 @pytest.fixture
 def master() -> Iterator[FakeMaster]:
     with FakeMaster(timing=TIMING) as m:
         m.set_auto(liveness=False)  # keep traces free of liveness records
         yield m
-
-
-@pytest.fixture
-def make_peer(context: zmq.Context[zmq.Socket[bytes]]) -> Iterator[Callable[[FakeMaster, str], Peer]]:
-    peers: list[Peer] = []
-
-    def make(m: FakeMaster, identity: str) -> Peer:
-        peer = Peer(context, m.endpoint, identity)
-        peers.append(peer)
-        return peer
-
-    yield make
-    for peer in peers:
-        peer.close()
-
-
-PeerFactory = Callable[[FakeMaster, str], Peer]
 
 
 def notes(m: FakeMaster) -> list[str]:
@@ -358,17 +321,21 @@ def test_run_script_passes(master: FakeMaster, make_peer: PeerFactory) -> None:
     peer = make_peer(master, "w-script")
     peer.send("client_ready", "2.47.0")
     peer.send("heartbeat", HEARTBEAT_DATA)
-    script = parse_script({"steps": [
-        {"expect": "client_ready", "within": 2},
-        {"expect": "heartbeat", "within": 2, "where": {"state": "ready", "current_cpu_usage": {"<": 50}}},
-        {"send": "custom_ping", "data": {"at": "$now", "to": ["$worker", 1]}},
-        {"spawn": {"UserA": 2, "UserB": 0}, "stop_timeout": 1.5},
-        {"send_raw": ["c1", ""]},
-        {"auto": {"heartbeat": False}},
-        {"note": "hello from the script"},
-        {"sleep": 0.01},
-        {"expect_none": "stats", "within": 0.1},
-    ]})
+    script = parse_script(
+        {
+            "steps": [
+                {"expect": "client_ready", "within": 2},
+                {"expect": "heartbeat", "within": 2, "where": {"state": "ready", "current_cpu_usage": {"<": 50}}},
+                {"send": "custom_ping", "data": {"at": "$now", "to": ["$worker", 1]}},
+                {"spawn": {"UserA": 2, "UserB": 0}, "stop_timeout": 1.5},
+                {"send_raw": ["c1", ""]},
+                {"auto": {"heartbeat": False}},
+                {"note": "hello from the script"},
+                {"sleep": 0.01},
+                {"expect_none": "stats", "within": 0.1},
+            ]
+        }
+    )
     before = time.time()
     result = run_script(master, script)
     assert result.ok, result.error
@@ -396,11 +363,13 @@ def test_run_script_stops_at_a_failed_expect(master: FakeMaster, make_peer: Peer
     peer = make_peer(master, "w-fail")
     peer.send("client_ready", "2.47.0")
     peer.send("heartbeat", HEARTBEAT_DATA)
-    script = parse_script([
-        {"expect": "client_ready", "within": 2},
-        {"expect": "heartbeat", "within": 0.3, "where": {"state": "running"}},
-        {"note": "never reached"},
-    ])
+    script = parse_script(
+        [
+            {"expect": "client_ready", "within": 2},
+            {"expect": "heartbeat", "within": 0.3, "where": {"state": "running"}},
+            {"note": "never reached"},
+        ]
+    )
     result = run_script(master, script)
     assert not result.ok
     assert isinstance(result.error, ExpectationFailed)
@@ -421,14 +390,17 @@ def test_run_script_expect_none_fails_when_the_message_comes(master: FakeMaster,
     assert result.failed_step is not None and result.failed_step.index == 1
 
 
-@pytest.mark.parametrize(("steps", "error"), [
-    ([{"send": "custom", "to": "nobody"}], HarnessFault),  # ROUTER_MANDATORY refuses it
-    ([{"send_raw": ["00"], "to": "nobody"}], HarnessFault),
-    ([{"spawn": {"UserA": -1}, "to": "nobody"}], ScenarioError),
-    ([{"spawn": ["UserA"], "to": "nobody"}], ScenarioError),
-    ([{"send": "custom", "data": "$worker"}], ScenarioError),  # nobody connected
-    ([{"expect_exit": 0}], ScenarioError),  # no process
-])
+@pytest.mark.parametrize(
+    ("steps", "error"),
+    [
+        ([{"send": "custom", "to": "nobody"}], HarnessFault),  # ROUTER_MANDATORY refuses it
+        ([{"send_raw": ["00"], "to": "nobody"}], HarnessFault),
+        ([{"spawn": {"UserA": -1}, "to": "nobody"}], ScenarioError),
+        ([{"spawn": ["UserA"], "to": "nobody"}], ScenarioError),
+        ([{"send": "custom", "data": "$worker"}], ScenarioError),  # nobody connected
+        ([{"expect_exit": 0}], ScenarioError),  # no process
+    ],
+)
 def test_run_script_errors_say_whose_fault(master: FakeMaster, steps: list[Any], error: type[Exception]) -> None:
     result = run_script(master, parse_script(steps))
     assert type(result.error) is error, result.error
@@ -447,14 +419,17 @@ class FakeProcess:
         return self.code
 
 
-@pytest.mark.parametrize(("wanted", "code", "ok", "observed"), [
-    (0, 0, True, None),
-    (None, 3, True, None),
-    (0, 255, False, "exit code 255"),
-    (1, 0, False, "exit code 0"),
-    (0, None, False, "still running"),
-    (None, None, False, "still running"),
-])
+@pytest.mark.parametrize(
+    ("wanted", "code", "ok", "observed"),
+    [
+        (0, 0, True, None),
+        (None, 3, True, None),
+        (0, 255, False, "exit code 255"),
+        (1, 0, False, "exit code 0"),
+        (0, None, False, "still running"),
+        (None, None, False, "still running"),
+    ],
+)
 def test_expect_exit(master: FakeMaster, wanted: int | None, code: int | None, ok: bool, observed: str | None) -> None:
     """expect_exit waits ``within`` for the process and compares its exit code (null: any)."""
     process = FakeProcess(code)

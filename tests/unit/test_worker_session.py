@@ -41,8 +41,14 @@ from worker.session import (
 from worker.stats import RequestStats
 
 NODE = "testhost_0123456789abcdef"
-TIMING = Timing(heartbeat_interval=1.0, master_heartbeat_timeout=10.0, connect_timeout=2.0, connect_retry_count=3,
-                report_interval=3.0, log_report_interval=5.0)
+TIMING = Timing(
+    heartbeat_interval=1.0,
+    master_heartbeat_timeout=10.0,
+    connect_timeout=2.0,
+    connect_retry_count=3,
+    report_interval=3.0,
+    log_report_interval=5.0,
+)
 CPU, RSS = 12.5, 48_000_000
 EPS = 1e-9
 
@@ -150,16 +156,24 @@ class Driver:
 
     def sent(self, message_type: str | None = None, since: float = float("-inf")) -> list[tuple[float, Message]]:
         """Messages sent so far (of one type), with their times."""
-        return [(t, e.message) for t, e in self.timeline
-                if isinstance(e, Send) and t >= since and (message_type is None or e.message.type == message_type)]
+        return [
+            (t, e.message)
+            for t, e in self.timeline
+            if isinstance(e, Send) and t >= since and (message_type is None or e.message.type == message_type)
+        ]
 
     def times(self, message_type: str, since: float = float("-inf")) -> list[float]:
         return [t for t, _ in self.sent(message_type, since)]
 
 
 def spawn_data(counts: dict[str, int], timestamp: float, stop_timeout: float = 0.0) -> dict[str, Any]:
-    return {"timestamp": timestamp, "user_classes_count": counts, "host": "http://example.invalid",
-            "stop_timeout": stop_timeout, "parsed_options": {}}
+    return {
+        "timestamp": timestamp,
+        "user_classes_count": counts,
+        "host": "http://example.invalid",
+        "stop_timeout": stop_timeout,
+        "parsed_options": {},
+    }
 
 
 def types(effects: list[Effect]) -> list[str]:
@@ -323,8 +337,10 @@ def test_logs_only_when_new_lines(d: Driver) -> None:
     d.advance(16.0)
     logs = d.sent("logs")
     assert [t for t, _ in logs] == [0.0, 15.0]
-    assert logs[1][1].data["logs"] == ["info: Connected to master (index 0).",
-                                       "warning: Unknown message type received: no_such_type"]
+    assert logs[1][1].data["logs"] == [
+        "info: Connected to master (index 0).",
+        "warning: Unknown message type received: no_such_type",
+    ]
     d.advance(30.0)
     assert len(d.sent("logs")) == 2
 
@@ -457,9 +473,11 @@ def test_stop_then_client_ready_after_cooldown(steps: list[Step]) -> None:
     assert d.times("client_ready", since=1.0) == [9.5]
     assert d.session.phase is Phase.READY
     assert_phase_history(steps, d.session.phase)
-    assert steps[-3:] == [(Phase.RUNNING, Event.RECV_STOP, Phase.STOPPING),
-                          (Phase.STOPPING, Event.SENT_CLIENT_STOPPED, Phase.COOLDOWN),
-                          (Phase.COOLDOWN, Event.SENT_CLIENT_READY, Phase.READY)]
+    assert steps[-3:] == [
+        (Phase.RUNNING, Event.RECV_STOP, Phase.STOPPING),
+        (Phase.STOPPING, Event.SENT_CLIENT_STOPPED, Phase.COOLDOWN),
+        (Phase.COOLDOWN, Event.SENT_CLIENT_READY, Phase.READY),
+    ]
 
 
 def test_stats_continue_during_stop(d: Driver) -> None:
@@ -793,9 +811,12 @@ _action = st.one_of(
     st.tuples(st.just("advance"), st.floats(min_value=5.0, max_value=12.0)),  # long enough for master silence
     st.tuples(st.just("recv"), st.sampled_from(["ack", "stop", "stop", "reconnect", "unknown", "ack", "quit"])),
     st.just(("recv", "heartbeat")),
-    st.tuples(st.just("spawn"), st.integers(min_value=-2, max_value=3),
-              st.dictionaries(st.sampled_from(["A", "B", "C"]), st.integers(min_value=0, max_value=4), max_size=3),
-              st.sampled_from([0.0, 0.5, 2.0, 15.0])),
+    st.tuples(
+        st.just("spawn"),
+        st.integers(min_value=-2, max_value=3),
+        st.dictionaries(st.sampled_from(["A", "B", "C"]), st.integers(min_value=0, max_value=4), max_size=3),
+        st.sampled_from([0.0, 0.5, 2.0, 15.0]),
+    ),
     st.tuples(st.just("garbage"), st.sampled_from(range(len(GARBAGE)))),
     st.tuples(st.just("applied")),
     st.tuples(st.just("applied")),
@@ -876,7 +897,7 @@ def test_random_master_behaviour(actions: list[tuple[Any, ...]]) -> None:
                 step(d.recv, message_type, data)
             elif kind == "applied" and pending_applies:
                 apply = pending_applies.pop(0)
-                step(lambda: d._keep(d.session.users_applied(apply.spawn_id, apply.counts)))
+                step(lambda a=apply: d._keep(d.session.users_applied(a.spawn_id, a.counts)))
             elif kind == "stopped" and pending_stops:
                 pending_stops -= 1
                 step(d.stopped)
@@ -898,6 +919,6 @@ def test_random_master_behaviour(actions: list[tuple[Any, ...]]) -> None:
         assert isinstance(exit_effect, Exit) and exit_effect.code in (EXIT_OK, EXIT_MASTER_LOST)
         previous = d.timeline[exit_at - 1][1]
         assert isinstance(previous, Send) and previous.message.type == "quit"
-        assert not any(isinstance(e, (Send, ApplyUsers, StopUsers, Reconnect)) for _, e in d.timeline[exit_at + 1:])
+        assert not any(isinstance(e, (Send, ApplyUsers, StopUsers, Reconnect)) for _, e in d.timeline[exit_at + 1 :])
         assert len(d.sent("quit")) == 1
         assert_phase_history(steps, d.session.phase)

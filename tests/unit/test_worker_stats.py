@@ -172,8 +172,14 @@ def test_errors_keyed_by_sha256() -> None:
     key = hashlib.sha256(f"GET./a.{err!r}".encode()).hexdigest()
     assert error_key("GET", "/a", err) == key
     assert set(report["errors"]) == {key, error_key("POST", "/a", err)}
-    assert report["errors"][key] == {"name": "/a", "method": "GET", "error": err, "occurrences": 2,
-                                     "first_seen": T0 + 1, "last_seen": T0 + 2}
+    assert report["errors"][key] == {
+        "name": "/a",
+        "method": "GET",
+        "error": err,
+        "occurrences": 2,
+        "first_seen": T0 + 1,
+        "last_seen": T0 + 2,
+    }
     # An entry with failures but no successful requests is still reported (Locust skips only all-zero entries).
     by_method = {e["method"]: e for e in report["stats"]}
     assert by_method["GET"]["num_failures"] == 2
@@ -228,9 +234,18 @@ def test_thread_safety() -> None:
 
 
 @settings(max_examples=100, database=None)
-@given(st.lists(st.tuples(st.sampled_from(["GET", "POST"]), st.sampled_from(["/a", "/b", "/c"]),
-                          st.floats(min_value=0, max_value=100_000, allow_nan=False), st.booleans(),
-                          st.booleans()), max_size=40))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["GET", "POST"]),
+            st.sampled_from(["/a", "/b", "/c"]),
+            st.floats(min_value=0, max_value=100_000, allow_nan=False),
+            st.booleans(),
+            st.booleans(),
+        ),
+        max_size=40,
+    )
+)
 def test_reports_sum_to_what_was_logged(ops: list[tuple[str, str, float, bool, bool]]) -> None:
     """However requests and reports interleave, every report is schema-valid and they add up."""
     stats = RequestStats(T0)
