@@ -3,28 +3,84 @@
 Exactly one thread owns the socket (``SocketOwner``); every public method here
 may be called from any thread and hands its work to that thread. Every frame
 in both directions is recorded in ``trace`` with a monotonic timestamp.
+
+Faults (``harness.faults``) are applied to everything the master sends except
+storms: the owner thread keeps delayed deliveries in a heap and held messages
+by token, and its poll deadline is the earliest of the liveness tick, the next
+delivery, a held batch's time-out, and a pending resume, end of silence or
+rebind. Every fault applied, and the start and end of every fault window
+(``harness.trace.window_note``), is a ``Kind.FAULT`` record. A socket monitor
+on the same thread records ``connection accepted``/``connection disconnected``
+notes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import heapq
+import itertools
+import json
+import math
+import socket as pysocket
+import struct
+import threading
+from collections.abc import Callable, Mapping
 from copy import deepcopy
 from typing import Any
 
 import zmq
 
+from fakemaster.storm import JOIN_SLACK, StormHandle, StormResult, StormSpec
 from harness.clock import Clock, MonotonicClock
-from harness.errors import ExpectationFailed, ScenarioError
+from harness.errors import ExpectationFailed, HarnessFault, ScenarioError
+from harness.faults import RAW, Decision, FaultEngine, FaultPlan, malformed_frames
 from harness.owner import RECV_BATCH, SocketOwner
 from harness.protocol.codec import DEFAULT_MAX_FRAME_BYTES, encode
 from harness.protocol.master import MasterCore, WorkerView
 from harness.protocol.messages import Message
 from harness.protocol.schema import Severity
 from harness.protocol.timing import LOCUST_TIMING, Timing
-from harness.trace import Kind, Trace, TraceRecord
-
+from harness.trace import Kind, Trace, TraceRecord, window_note
 
 Predicate = Callable[[TraceRecord], bool]
+# One outbound message as the owner thread keeps it: identity, payload frames, the message if any, a trace tag.
+Outbound = tuple[bytes, list[bytes], Message | None, str]
+
+TRACE_KEEP_BYTES = 64 * 1024  # raw frames sent beyond this size are not copied into the trace (size only)
+REBIND_RETRY = 0.02  # seconds between attempts to rebind the port after a restart
+REBIND_ATTEMPTS = 100  # then the master stays down and says so (a harness fault)
+MONITOR_EVENTS = (
+    zmq.EVENT_ACCEPTED
+    | zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
+
+
+def _tags(*parts: str) -> str:
+    """Trace tags of a send, joined by "; " (a SEND record's note; a SEND_FAILED note ends with them in brackets)."""
+    return "; ".join(p for p in parts if p)
+
+
+def _failure(reason: str, tags: str) -> str:
+    return f"{reason} [{tags}]" if tags else reason
+
+
+def _check_seconds(what: str, seconds: Any, optional: bool = False) -> None:
+    if optional and seconds is None:
+        return
+    if not (isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(seconds) and seconds >= 0):
+        raise ScenarioError(f"{what}: expected a non-negative number of seconds{' or None' if optional else ''}, got {seconds!r}")
+
+
+def _peer_name(fd: int) -> str:
+    """The remote address of a connection's file descriptor, best effort (it may be gone already)."""
+    try:
+        with pysocket.fromfd(fd, pysocket.AF_INET, pysocket.SOCK_STREAM) as dup:
+            host, port = dup.getpeername()[:2]
+            return f"{host}:{port}"
+    except (OSError, ValueError):
+        return "unknown"
 
 
 class FakeMaster:
@@ -32,10 +88,12 @@ class FakeMaster:
 
     Args:
         host: the address to bind; loopback only by default.
-        port: 0 binds a free port (see ``port`` once started).
+        port: 0 binds a free port (see ``port`` once started); a restart rebinds the same one.
         timing: Locust's intervals, possibly time-compressed.
         auto_ack / auto_heartbeat / track_liveness: the real master's automatic behaviours.
         clock: the clock for timestamps and deadlines.
+        monitor: record connection accepted/disconnected notes from a ZeroMQ socket monitor.
+        sockopts: extra ROUTER options set before binding (``{zmq.SNDHWM: 10}``); Locust's defaults otherwise.
     """
 
     def __init__(
@@ -49,6 +107,8 @@ class FakeMaster:
         track_liveness: bool = True,
         clock: Clock | None = None,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        monitor: bool = True,
+        sockopts: Mapping[int, int] | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -58,8 +118,29 @@ class FakeMaster:
         self.core = MasterCore(timing, auto_ack, auto_heartbeat, track_liveness, max_frame_bytes)
         self.trace = Trace(t0=self.clock.now())
         self.cursor = 0  # expect() searches records after this sequence number
+        self._monitor_enabled = monitor
+        self._sockopts = dict(sockopts or {})
+        # Owner-thread state: faults, deliveries, pauses, restarts, the socket monitor.
+        self._engine: FaultEngine | None = None
+        self._heap: list[tuple[float, int, Outbound]] = []
+        self._order = itertools.count()
+        self._held: dict[int, Outbound] = {}
+        self._resume_at: float | None = None
+        self._silenced = False
+        self._silence_until: float | None = None
+        self._rebind_at: float | None = None
+        self._rebind_attempts = 0
+        self._down: str | None = None  # why sends fail while the ROUTER is closed
+        self._dead = False
+        self._monitor: zmq.Socket[bytes] | None = None
+        self._monitor_generation = 0
+        self._peers: dict[int, str] = {}
+        # Storms (any thread).
+        self._storms: list[StormHandle] = []
+        self._storms_lock = threading.Lock()
+        self._storm_numbers = itertools.count(1)
         self._owner = SocketOwner(
-            self._bind, self._on_readable, lambda: self.core.next_tick, self._on_tick, self.clock.now, name="fakemaster-router"
+            self._bind, self._on_readable, self._next_deadline, self._on_deadline, self.clock.now, name="fakemaster-router"
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -71,6 +152,16 @@ class FakeMaster:
         return self
 
     def close(self) -> None:
+        """Cancel running storms, then stop the socket thread (the trace stays readable)."""
+        with self._storms_lock:
+            storms = list(self._storms)
+        for storm in storms:
+            storm.cancel()
+        for storm in storms:
+            try:
+                storm.join(JOIN_SLACK)
+            except HarnessFault as exc:  # a storm that will not end must not keep the socket thread alive
+                self.note(f"harness fault: {exc}")
         self._owner.stop()
 
     def __enter__(self) -> FakeMaster:
@@ -85,16 +176,42 @@ class FakeMaster:
 
     def _bind(self, context: zmq.Context[zmq.Socket[bytes]]) -> zmq.Socket[bytes]:
         sock = context.socket(zmq.ROUTER)
-        # Refuse, rather than silently drop, sends to unknown peers or beyond the high-water mark:
-        # every message the harness could not deliver is recorded as such.
-        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        sock.setsockopt(zmq.LINGER, 0)
-        if self._requested_port:
-            sock.bind(f"tcp://{self.host}:{self._requested_port}")
-            self.port = self._requested_port
-        else:
-            self.port = sock.bind_to_random_port(f"tcp://{self.host}")
+        try:
+            # Refuse, rather than silently drop, sends to unknown peers or beyond the high-water mark:
+            # every message the harness could not deliver is recorded as such.
+            sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            sock.setsockopt(zmq.LINGER, 0)
+            for option, value in self._sockopts.items():
+                sock.setsockopt(option, value)
+            port = self.port or self._requested_port
+            if port:
+                sock.bind(f"tcp://{self.host}:{port}")
+                self.port = port
+            else:
+                self.port = sock.bind_to_random_port(f"tcp://{self.host}")
+        except BaseException:
+            sock.close(linger=0)
+            raise
+        if self._monitor_enabled:
+            self._monitor_generation += 1
+            self._monitor = sock.get_monitor_socket(
+                MONITOR_EVENTS, f"inproc://fakemaster-monitor-{id(self)}-{self._monitor_generation}"
+            )
+            self._owner.watch(self._monitor, self._on_monitor)
         return sock
+
+    def _close_router(self) -> None:
+        """Close the ROUTER and its monitor (owner thread)."""
+        sock = self._owner.socket
+        if self._monitor is not None:
+            self._on_monitor(self._monitor)  # what happened before the close
+            self._owner.unwatch(self._monitor)
+            if sock is not None:
+                sock.disable_monitor()
+            self._monitor.close(linger=0)
+            self._monitor = None
+            self._peers.clear()
+        self._owner.close_socket()
 
     # -- owner-thread handlers ---------------------------------------------------------------
 
@@ -105,6 +222,28 @@ class FakeMaster:
             except zmq.Again:
                 return
             self._receive(frames[0], frames[1:])
+
+    def _on_monitor(self, monitor: zmq.Socket[bytes]) -> None:
+        for _ in range(RECV_BATCH):
+            try:
+                frames = monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) != 2 or len(frames[0]) != 6:
+                self.note(f"socket monitor: unreadable event {[f.hex() for f in frames]}")
+                continue
+            event, fd = struct.unpack("=hi", frames[0])
+            endpoint = frames[1].decode("utf-8", "replace")
+            if event == zmq.EVENT_ACCEPTED:
+                self._peers[fd] = _peer_name(fd)
+                self.note(f"connection accepted fd={fd} peer={self._peers[fd]} endpoint={endpoint}")
+            elif event == zmq.EVENT_DISCONNECTED:
+                self.note(f"connection disconnected fd={fd} peer={self._peers.pop(fd, 'unknown')} endpoint={endpoint}")
+            else:
+                name = zmq.Event(event).name or str(event)
+                self.note(
+                    f"connection handshake failed ({name}) fd={fd} peer={self._peers.get(fd, 'unknown')} endpoint={endpoint}"
+                )
 
     def _receive(self, identity: bytes, payload: list[bytes]) -> None:
         inbound = self.core.inspect(identity, payload)
@@ -120,7 +259,11 @@ class FakeMaster:
         )
         replies, changes = self.core.react(inbound)
         for reply in replies:
-            self._send_frames(identity if reply.type == "ack" else reply.node_id.encode(), [encode(reply)], reply)
+            target = identity if reply.type == "ack" else reply.node_id.encode()
+            if self._silenced and reply.type == "heartbeat":
+                self._record_fault("withheld: master-silence", (target, [], reply, ""))
+                continue
+            self._dispatch((target, [encode(reply)], reply, ""))
         self._record_liveness(changes)
 
     def _on_tick(self) -> None:
@@ -129,46 +272,289 @@ class FakeMaster:
         if self.core.skipped_ticks > skipped:
             self.note(f"harness fell behind: {self.core.skipped_ticks - skipped} liveness tick(s) skipped")
 
+    def _next_deadline(self) -> float | None:
+        """The owner thread's next timer: liveness tick, delivery, held batch, resume, silence end or rebind."""
+        candidates = [self.core.next_tick, self._resume_at, self._silence_until, self._rebind_at]
+        if self._heap:
+            candidates.append(self._heap[0][0])
+        if self._engine is not None:
+            candidates.append(self._engine.next_deadline())
+        return min((c for c in candidates if c is not None), default=None)
+
+    def _on_deadline(self) -> None:
+        now = self.clock.now()
+        self._on_tick()
+        self._deliver_due(now)
+        if self._resume_at is not None and now >= self._resume_at:
+            self._resume()
+        if self._silence_until is not None and now >= self._silence_until:
+            self._end_silence()
+        if self._rebind_at is not None and now >= self._rebind_at:
+            self._rebind(now)
+
     def _record_liveness(self, changes: list[tuple[str, Any]]) -> None:
         for node_id, change in changes:
             self.trace.append(self.clock.now(), Kind.LIVENESS, identity=node_id, note=str(change))
 
-    def _send_frames(self, identity: bytes, frames: list[bytes], message: Message | None) -> bool:
-        sock = self._owner.socket
-        assert sock is not None
-        fields: dict[str, Any] = {
-            "identity": identity.decode("utf-8", "backslashreplace"),
-            "message": message,
-            "size": sum(len(f) for f in frames),
-        }
+    def _record_fault(self, text: str, item: Outbound) -> None:
+        identity, _, message, _ = item
+        self.trace.append(
+            self.clock.now(), Kind.FAULT, identity=identity.decode("utf-8", "backslashreplace"), message=message, note=text
+        )
+
+    def _send_frames(self, identity: bytes, frames: list[bytes], message: Message | None, tag: str = "") -> bool:
+        """Hand one message to the ROUTER and record the outcome (owner thread only)."""
+        self._owner.check_owner("a ROUTER send")
+        size = sum(len(f) for f in frames)
+        fields: dict[str, Any] = {"identity": identity.decode("utf-8", "backslashreplace"), "message": message, "size": size}
         if message is None:
-            fields["frames"] = tuple(frames)
+            if size <= TRACE_KEEP_BYTES:
+                fields["frames"] = tuple(frames)
+            else:
+                tag = _tags(tag, f"frames not kept: {size} bytes")
+        sock = self._owner.socket
+        if sock is None:
+            self.trace.append(self.clock.now(), Kind.SEND_FAILED, note=_failure(self._down or "master down", tag), **fields)
+            return False
         try:
             sock.send_multipart([identity, *frames], zmq.NOBLOCK)
         except zmq.Again:
-            self.trace.append(self.clock.now(), Kind.SEND_FAILED, note="high-water mark reached", **fields)
+            self.trace.append(self.clock.now(), Kind.SEND_FAILED, note=_failure("high-water mark reached", tag), **fields)
             return False
         except zmq.ZMQError as exc:
-            self.trace.append(self.clock.now(), Kind.SEND_FAILED, note=f"{exc.strerror} (no such peer?)", **fields)
+            self.trace.append(self.clock.now(), Kind.SEND_FAILED, note=_failure(f"{exc.strerror} (no such peer?)", tag), **fields)
             return False
-        self.trace.append(self.clock.now(), Kind.SEND, **fields)
+        self.trace.append(self.clock.now(), Kind.SEND, note=tag, **fields)
         return True
+
+    # -- faults (owner thread) ---------------------------------------------------------------
+
+    def _dispatch(self, item: Outbound) -> bool:
+        """Send through the fault plan, if any. False only if the socket refused an immediate delivery."""
+        now = self.clock.now()
+        self._deliver_due(now)
+        if self._engine is None:
+            return self._send_frames(*item)
+        message = item[2]
+        decision = self._engine.outbound(message.type if message is not None else RAW, now)
+        return self._apply(decision, now, item)
+
+    def _apply(self, decision: Decision, now: float, item: Outbound | None = None) -> bool:
+        for text in decision.applied:
+            if item is not None:
+                self._record_fault(text, item)
+            else:
+                self.fault_note(text)
+        if decision.held is not None and item is not None:
+            self._held[decision.held] = item
+        for release in decision.released:
+            held = self._held.pop(release.token)
+            for t in release.deliveries:
+                self._schedule(t, now, (*held[:3], _tags(held[3], "released by fault")))
+        ok = True
+        if item is not None:
+            for t in decision.deliveries:
+                ok = self._schedule(t, now, item) and ok
+        return ok
+
+    def _schedule(self, t: float, now: float, item: Outbound) -> bool:
+        if t <= now:
+            return self._send_frames(*item)
+        heapq.heappush(self._heap, (t, next(self._order), (*item[:3], _tags(item[3], "deferred by fault"))))
+        return True
+
+    def _deliver_due(self, now: float) -> None:
+        if self._engine is not None:
+            self._apply(self._engine.release_due(now), now)
+        for _ in range(len(self._heap)):
+            if not self._heap or self._heap[0][0] > now:
+                break
+            self._send_frames(*heapq.heappop(self._heap)[2])
+
+    def _flush_pending(self) -> None:
+        """Hand every delayed or held message to the socket now (used when the socket is gone: all fail)."""
+        now = self.clock.now()
+        if self._engine is not None:
+            self._apply(self._engine.release_all(now, self._down or "flushed"), now)
+        for _ in range(len(self._heap)):
+            self._send_frames(*heapq.heappop(self._heap)[2])
+
+    def _install(self, plan: FaultPlan | None) -> None:
+        now = self.clock.now()
+        if self._engine is not None:
+            self._apply(self._engine.release_all(now, "plan replaced" if plan else "plan cleared"), now)
+            self._engine = None
+            self.fault_note(window_note("fault-plan", "end", "replaced" if plan else "cleared"))
+        if plan is not None:
+            self.fault_note(window_note("fault-plan", "start", json.dumps(plan.to_dict())))
+            self._engine = FaultEngine(plan, now)
+
+    def _pause(self, seconds: float | None) -> None:
+        now = self.clock.now()
+        if self._owner.reading:
+            self.fault_note(window_note("pause-reading", "start", "until resumed" if seconds is None else f"for {seconds:g} s"))
+        self._owner.reading = False
+        self._resume_at = None if seconds is None else now + seconds
+
+    def _resume(self) -> None:
+        self._resume_at = None
+        if not self._owner.reading:
+            self._owner.reading = True
+            self.fault_note(window_note("pause-reading", "end"))
+
+    def _silence(self, seconds: float | None) -> None:
+        if not self._silenced:
+            self.fault_note(window_note("master-silence", "start", "until ended" if seconds is None else f"for {seconds:g} s"))
+        self._silenced = True
+        self._silence_until = None if seconds is None else self.clock.now() + seconds
+
+    def _end_silence(self) -> None:
+        self._silence_until = None
+        if self._silenced:
+            self._silenced = False
+            self.fault_note(window_note("master-silence", "end"))
+
+    def _go_down(self, down_for: float) -> None:
+        if self._dead:
+            raise ScenarioError("restart: the master is dead (die() was called) and cannot restart")
+        if self._owner.socket is None:
+            raise ScenarioError("restart: the master is already down")
+        self.fault_note(
+            window_note("master-down", "start", f"restart: ROUTER closed, rebinding port {self.port} in {down_for:g} s")
+        )
+        self._close_router()
+        self._down = "master down (restarting)"
+        self.core.workers.clear()  # a restarted master has forgotten every worker, and their indexes
+        self.core.indexes.clear()
+        self._flush_pending()
+        self._rebind_at = self.clock.now() + down_for
+        self._rebind_attempts = 0
+
+    def _rebind(self, now: float) -> None:
+        try:
+            self._owner.open_socket(self._bind)
+        except zmq.ZMQError as exc:
+            self._rebind_attempts += 1
+            if self._rebind_attempts < REBIND_ATTEMPTS:
+                self._rebind_at = now + REBIND_RETRY
+                return
+            self._rebind_at = None
+            self._down = f"master down (rebind failed: {exc.strerror})"
+            self.note(f"harness fault: could not rebind {self.endpoint} after {self._rebind_attempts} attempts: {exc.strerror}")
+            return
+        self._rebind_at = None
+        self._down = None
+        self.fault_note(window_note("master-down", "end", f"ROUTER rebound on {self.endpoint} ({self._rebind_attempts} retries)"))
+
+    def _die(self) -> None:
+        if self._dead:
+            return
+        if self._rebind_at is not None or self._owner.socket is None:
+            self._rebind_at = None
+            self.fault_note(window_note("master-down", "end", "superseded by master death"))
+        self.fault_note(window_note("master-death", "start", "ROUTER closed for good"))
+        if self._owner.socket is not None:
+            self._close_router()
+        self._dead = True
+        self._down = "master dead"
+        self.core.next_tick = None  # a dead master judges nobody
+        self._flush_pending()
+
+    # -- faults (any thread) -----------------------------------------------------------------
+
+    def install_faults(self, plan: FaultPlan) -> None:
+        """Apply ``plan`` to every message sent from now on (replacing any previous plan; its held messages go now)."""
+        if not isinstance(plan, FaultPlan):
+            raise ScenarioError(f"install_faults takes a FaultPlan, got {type(plan).__name__}")
+        self._owner.call(lambda: self._install(plan))
+
+    def clear_faults(self) -> None:
+        """Stop applying faults; held messages are released now, delayed ones still arrive on time."""
+        self._owner.call(lambda: self._install(None))
+
+    def pause_reading(self, seconds: float | None = None) -> None:
+        """Stop reading the ROUTER, so the workers' sends pile up against the high-water marks.
+
+        With ``seconds``, reading resumes by itself then; otherwise at ``resume_reading``.
+        """
+        _check_seconds("pause_reading", seconds, optional=True)
+        self._owner.call(lambda: self._pause(seconds))
+
+    def resume_reading(self) -> None:
+        """Read the ROUTER again (no-op if reading)."""
+        self._owner.call(self._resume)
+
+    def silence(self, seconds: float | None = None) -> None:
+        """Stop answering heartbeats (everything else goes on), for ``seconds`` or until ``end_silence``."""
+        _check_seconds("silence", seconds, optional=True)
+        self._owner.call(lambda: self._silence(seconds))
+
+    def end_silence(self) -> None:
+        """Answer heartbeats again (no-op if not silenced)."""
+        self._owner.call(self._end_silence)
+
+    def restart(self, down_for: float) -> None:
+        """Close the ROUTER, forget every worker, and rebind the same port ``down_for`` seconds later.
+
+        Sends while down are recorded as SEND_FAILED "master down"; workers' DEALERs reconnect by
+        themselves. Returns at once: wait for the ``master-down end`` FAULT record to see the rebind.
+        """
+        _check_seconds("restart", down_for)
+        self._owner.call(lambda: self._go_down(down_for))
+
+    def die(self) -> None:
+        """Close the ROUTER for good; the trace stays readable, sends fail as SEND_FAILED "master dead"."""
+        self._owner.call(self._die)
+
+    def fault_note(self, text: str) -> None:
+        """Append a FAULT record (window edges come from ``harness.trace.window_note``); any thread."""
+        self.trace.append(self.clock.now(), Kind.FAULT, note=text)
+
+    # -- storms (any thread) -----------------------------------------------------------------
+
+    def storm(self, spec: StormSpec) -> StormResult:
+        """Run a storm to its end and return what it did (see ``fakemaster.storm``)."""
+        return self.storm_async(spec).join(spec.duration + 2 * JOIN_SLACK)
+
+    def storm_async(self, spec: StormSpec) -> StormHandle:
+        """Start a storm and return at once; ``handle.join(timeout)`` gives its StormResult."""
+        if not isinstance(spec, StormSpec):
+            raise ScenarioError(f"storm takes a StormSpec, got {type(spec).__name__}")
+        node_id = spec.to if spec.to is not None else self.default_worker()
+        index = self._owner.call(lambda: self.core.indexes.get(node_id, 0))
+        handle = StormHandle(spec, self, f"storm#{next(self._storm_numbers)}", node_id, index, self.clock.now)
+        with self._storms_lock:
+            self._storms.append(handle)
+        return handle.start()
+
+    def storm_send(self, identity: bytes, frames: list[bytes], message: Message | None, tag: str) -> bool:
+        """A storm's send: straight to the socket on the owner thread, bypassing faults (StormTarget)."""
+        return self._owner.call(lambda: self._send_frames(identity, frames, message, tag))
 
     # -- sending (any thread) ----------------------------------------------------------------
 
     def send(self, message_type: str, data: Any = None, to: str | None = None) -> bool:
-        """Send a message to worker ``to`` (default: the latest registered). Returns False if refused."""
+        """Send a message to worker ``to`` (default: the latest registered).
+
+        Returns False if the socket refused it; a message delayed, held or dropped by a fault counts
+        as sent (its fate is in the trace).
+        """
         node_id = to if to is not None else self.default_worker()
         return self.send_message(Message(message_type, data, node_id))
 
     def send_message(self, message: Message) -> bool:
         frame = encode(message)
-        return self._owner.call(lambda: self._send_frames(message.node_id.encode(), [frame], message))
+        return self._owner.call(lambda: self._dispatch((message.node_id.encode(), [frame], message, "")))
 
-    def send_raw(self, frames: list[bytes], to: str | bytes | None = None) -> bool:
+    def send_raw(self, frames: list[bytes], to: str | bytes | None = None, tag: str = "") -> bool:
         """Send arbitrary payload frames (malformed on purpose, perhaps) to a worker identity."""
         identity = to.encode() if isinstance(to, str) else to if to is not None else self.default_worker().encode()
-        return self._owner.call(lambda: self._send_frames(identity, list(frames), None))
+        return self._owner.call(lambda: self._dispatch((identity, list(frames), None, tag)))
+
+    def send_malformed(self, kind: str, to: str | None = None, size: int = 0) -> bool:
+        """Send ``harness.faults.malformed_frames(kind, ...)``; the SEND record's note is ``malformed:<kind>``."""
+        node_id = to if to is not None else self.default_worker()
+        return self.send_raw(malformed_frames(kind, node_id, size=size), node_id, tag=f"malformed:{kind}")
 
     def spawn(
         self,

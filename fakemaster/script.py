@@ -13,7 +13,19 @@ same keys, ``[[steps]]`` tables). Steps:
 ``{"auto": {"ack": b, "heartbeat": b, "liveness": b}}``  switch automatic behaviours
 ``{"expect_exit": code, "within": S}``          the worker process ends (code null: any)
 ``{"note": "text"}``                            a line in the trace
+``{"faults": [{...}, ...], "seed": 1}``         install a fault plan (``harness.faults.Fault`` fields)
+``{"clear_faults": true}``                      remove the fault plan (held messages go now)
+``{"pause_reading": S}``                        stop reading for S s (``true``: until resumed)
+``{"resume_reading": true}``                    read again
+``{"silence": S}``                              answer no heartbeats for S s (``true``: for good)
+``{"restart": S}``                              close the ROUTER, forget workers, rebind after S s
+``{"die": true}``                               close the ROUTER for good
+``{"storm": {...}, "wait": false}``             a send storm (``fakemaster.storm.StormSpec`` fields);
+                                                ``wait`` (default true) waits for its end
+``{"send_malformed": K, "size": n, "to": ID}``  malformed frames of kind K (``MALFORMED_KINDS``)
 ====================  ==========================================================
+
+Fault, storm and malformed specs are validated when the script is parsed.
 
 ``where`` maps dotted paths into ``data`` to a value (equality) or to one
 operator: ``{"stats_total.num_requests": {">": 0}}``; operators are
@@ -32,11 +44,27 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness.errors import ConformanceError, ExpectationFailed, HarnessFault, ScenarioError
+from harness.faults import MALFORMED_KINDS, FaultPlan
 from harness.trace import TraceRecord
 
 from fakemaster.master import FakeMaster
+from fakemaster.storm import StormSpec
 
 STEP_KINDS = ("expect", "expect_none", "send", "spawn", "send_raw", "sleep", "auto", "expect_exit", "note")
+# Steps that disturb the traffic on purpose (harness.faults, fakemaster.storm); validated at parse time.
+FAULT_STEP_KINDS = (
+    "faults",
+    "clear_faults",
+    "pause_reading",
+    "resume_reading",
+    "silence",
+    "restart",
+    "die",
+    "storm",
+    "send_malformed",
+)
+ALL_STEP_KINDS = STEP_KINDS + FAULT_STEP_KINDS
+FLAG_STEPS = ("clear_faults", "resume_reading", "die")  # take the value true
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
@@ -111,9 +139,9 @@ def parse_script(raw: Any, name: str = "script") -> Script:
 def _parse_step(index: int, spec: Any) -> Step:
     if not isinstance(spec, dict):
         raise ScenarioError(f"step {index + 1}: expected an object, got {spec!r}")
-    kinds = [k for k in STEP_KINDS if k in spec]
+    kinds = [k for k in ALL_STEP_KINDS if k in spec]
     if len(kinds) != 1:
-        raise ScenarioError(f"step {index + 1}: needs exactly one of {', '.join(STEP_KINDS)}; got keys {sorted(spec)}")
+        raise ScenarioError(f"step {index + 1}: needs exactly one of {', '.join(ALL_STEP_KINDS)}; got keys {sorted(spec)}")
     for key in ("within", "sleep"):
         if key in spec and (not _is_seconds(spec[key]) or spec[key] < 0):
             raise ScenarioError(f"step {index + 1}: {key!r} must be a non-negative number of seconds, got {spec[key]!r}")
@@ -135,7 +163,35 @@ def _parse_step(index: int, spec: Any) -> Step:
             [bytes.fromhex(h) for h in spec["send_raw"]]
         except (TypeError, ValueError) as exc:
             raise ScenarioError(f"step {index + 1}: send_raw takes a list of hex strings ({exc})") from exc
+    _check_fault_step(index, kinds[0], spec)
     return Step(index, kinds[0], spec)
+
+
+def _check_fault_step(index: int, kind: str, spec: Mapping[str, Any]) -> None:
+    """Validate the fault and storm steps at parse time; ScenarioError names the step."""
+    where = f"step {index + 1} ({kind})"
+    value = spec[kind]
+    try:
+        if kind == "faults":
+            FaultPlan.from_dict({"faults": value, "seed": spec.get("seed", 0)})
+        elif kind == "storm":
+            StormSpec.from_dict(value)
+            if not isinstance(spec.get("wait", True), bool):
+                raise ScenarioError(f"'wait' must be true or false, got {spec['wait']!r}")
+        elif kind in FLAG_STEPS and value is not True:
+            raise ScenarioError(f"takes the value true, got {value!r}")
+        elif kind in ("pause_reading", "silence") and value is not True and (not _is_seconds(value) or value < 0):
+            raise ScenarioError(f"takes a non-negative number of seconds or true, got {value!r}")
+        elif kind == "restart" and (not _is_seconds(value) or value < 0):
+            raise ScenarioError(f"takes a non-negative number of seconds (the time down), got {value!r}")
+        elif kind == "send_malformed":
+            if value not in MALFORMED_KINDS:
+                raise ScenarioError(f"takes one of {', '.join(MALFORMED_KINDS)}, got {value!r}")
+            size = spec.get("size", 0)
+            if not _is_int(size) or size < 0:
+                raise ScenarioError(f"'size' must be a non-negative integer, got {size!r}")
+    except ScenarioError as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
 
 
 def _is_int(value: Any) -> bool:
@@ -237,6 +293,37 @@ def _run_step(master: FakeMaster, step: Step, process: Process | None, result: S
         master.note(str(spec["note"]))
     elif kind == "expect_exit":
         _expect_exit(step, process, within, result)
+    else:
+        _run_fault_step(master, step)
+
+
+def _run_fault_step(master: FakeMaster, step: Step) -> None:
+    spec, kind = step.spec, step.kind
+    value = spec[kind]
+    if kind == "faults":
+        master.install_faults(FaultPlan.from_dict({"faults": value, "seed": spec.get("seed", 0)}))
+    elif kind == "clear_faults":
+        master.clear_faults()
+    elif kind == "pause_reading":
+        master.pause_reading(None if value is True else float(value))
+    elif kind == "resume_reading":
+        master.resume_reading()
+    elif kind == "silence":
+        master.silence(None if value is True else float(value))
+    elif kind == "restart":
+        master.restart(float(value))
+    elif kind == "die":
+        master.die()
+    elif kind == "storm":
+        storm = StormSpec.from_dict(value)
+        if spec.get("wait", True):
+            outcome = master.storm(storm)
+            if outcome.errors:
+                raise HarnessFault(f"{step}: the storm failed: {'; '.join(outcome.errors)}")
+        else:
+            master.storm_async(storm)
+    elif kind == "send_malformed":
+        _require_sent(master.send_malformed(value, spec.get("to"), int(spec.get("size", 0))), step)
 
 
 def _require_sent(sent: bool, step: Step) -> None:

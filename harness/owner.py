@@ -1,8 +1,11 @@
 """A socket owner: one thread, the only one that ever touches its ZeroMQ socket.
 
 Other threads hand it work as closures on a queue and wake it through a pipe
-(an in-process wake-up any thread may write to). It waits on the socket and
-the pipe with a deadline, the master core's next liveness tick.
+(an in-process wake-up any thread may write to). It waits on the socket, the
+pipe and any watched helper sockets (a socket monitor, say) with a deadline
+given by ``next_deadline`` (the adapter's earliest timer). Reading the main
+socket can be paused (``reading``), and the main socket may be closed and
+reopened, all on the owner thread.
 """
 
 from __future__ import annotations
@@ -52,7 +55,24 @@ class SocketOwner:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.socket: zmq.Socket[bytes] | None = None
         self.failure: BaseException | None = None
-        self.reading = True
+        self.reading = True  # poll the main socket for input; set on the owner thread (e.g. from a call())
+        self._context: zmq.Context[zmq.Socket[bytes]] | None = None
+        self._watched: dict[zmq.Socket[bytes], Callable[[zmq.Socket[bytes]], None]] = {}
+        self._watch_version = 0
+
+    @property
+    def on_owner_thread(self) -> bool:
+        """True when called from the owner thread itself."""
+        return threading.current_thread() is self._thread
+
+    def check_owner(self, what: str) -> None:
+        """Raise TransportError unless called on the owner thread (a guard for socket code)."""
+        if not self.on_owner_thread:
+            raise TransportError(
+                "socket.owner",
+                f"{what} on the socket thread {self._thread.name!r}",
+                f"thread {threading.current_thread().name!r}",
+            )
 
     def start(self, timeout: float = 5.0) -> None:
         self._thread.start()
@@ -120,6 +140,7 @@ class SocketOwner:
 
     def _run(self) -> None:
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self._context = context
         try:
             self.socket = self._make_socket(context)
         except BaseException as exc:
@@ -134,6 +155,9 @@ class SocketOwner:
             self.failure = exc
             traceback.print_exc()
         finally:
+            for sock in list(self._watched):
+                sock.close(linger=0)
+            self._watched.clear()
             if self.socket is not None:
                 self.socket.close(linger=self._close_linger_ms)
             context.term()
@@ -145,19 +169,46 @@ class SocketOwner:
         self.socket.close(linger=0)
         self.socket = make(context)
 
+    def close_socket(self) -> None:
+        """Close the main socket and leave none (owner thread only); reading it stops until ``open_socket``."""
+        self.check_owner("close_socket")
+        if self.socket is not None:
+            self.socket.close(linger=0)
+            self.socket = None
+
+    def open_socket(self, make: Callable[[zmq.Context[zmq.Socket[bytes]]], zmq.Socket[bytes]]) -> None:
+        """Open a new main socket after ``close_socket`` (owner thread only); ``make``'s errors propagate."""
+        self.check_owner("open_socket")
+        assert self._context is not None and self.socket is None
+        self.socket = make(self._context)
+
+    def watch(self, sock: zmq.Socket[bytes], on_readable: Callable[[zmq.Socket[bytes]], None]) -> None:
+        """Poll a helper socket too (owner thread only); the owner closes it at the end unless unwatched."""
+        self.check_owner("watch")
+        self._watched[sock] = on_readable
+        self._watch_version += 1
+
+    def unwatch(self, sock: zmq.Socket[bytes]) -> None:
+        """Stop polling a helper socket (owner thread only); closing it is then the caller's job."""
+        self.check_owner("unwatch")
+        if self._watched.pop(sock, None) is not None:
+            self._watch_version += 1
+
     def _poller(self) -> zmq.Poller:
         poller = zmq.Poller()
         if self.reading and self.socket is not None:
             poller.register(self.socket, zmq.POLLIN)
+        for sock in self._watched:
+            poller.register(sock, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
         return poller
 
     def _loop(self) -> None:
-        polled = (self.socket, self.reading)
+        polled = (self.socket, self.reading, self._watch_version)
         poller = self._poller()
         while not self._stopping:
-            if (self.socket, self.reading) != polled:  # the socket was replaced or reading paused
-                polled = (self.socket, self.reading)
+            if (self.socket, self.reading, self._watch_version) != polled:  # socket replaced, reading paused, watch changed
+                polled = (self.socket, self.reading, self._watch_version)
                 poller = self._poller()
             deadline = self._next_deadline()
             timeout_ms = None if deadline is None else max(0, int((deadline - self._monotonic()) * 1000) + 1)
@@ -168,6 +219,9 @@ class SocketOwner:
                     self._calls.get_nowait()()
             if self.socket is not None and self.socket in ready and self.reading:
                 self._on_readable(self.socket)
+            for sock, handler in list(self._watched.items()):
+                if sock in ready and sock in self._watched:
+                    handler(sock)
             deadline = self._next_deadline()
             if deadline is not None and self._monotonic() >= deadline:
                 self._on_deadline()

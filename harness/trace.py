@@ -1,7 +1,9 @@
 """An append-only, thread-safe record of everything that crossed the fake master's socket.
 
-One thread (the socket owner) appends; any thread may read or wait for a
-record with a deadline. Records keep the decoded message, the violations
+The socket owner thread appends almost every record (notes and fault-window
+edges may come from any thread; appends are locked); any thread may read or
+wait for a record with a deadline. ``fault_windows`` pairs the FAULT records
+that open and close a window of deliberate disruption. Records keep the decoded message, the violations
 found, and the raw frames of anything that did not decode cleanly.
 """
 
@@ -11,7 +13,7 @@ import datetime
 import enum
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -26,7 +28,8 @@ class Kind(enum.StrEnum):
     SEND = "send"  # master -> worker, handed to the socket
     SEND_FAILED = "send-failed"  # master -> worker, refused by the socket (unknown peer, high-water mark)
     LIVENESS = "liveness"  # the real master's rule changed a worker's liveness
-    NOTE = "note"  # anything else worth a line: script steps, lifecycle
+    FAULT = "fault"  # a fault applied on purpose: per message, or a window edge (see ``window_note``)
+    NOTE = "note"  # anything else worth a line: script steps, lifecycle, connections
 
 
 @dataclass(frozen=True)
@@ -141,9 +144,11 @@ class Trace:
 
 def format_record(record: TraceRecord, t0: float = 0.0, width: int = 160) -> str:
     """One human-readable line for a record, for printed traces."""
-    arrow = {Kind.RECV: "W->M", Kind.SEND: "M->W", Kind.SEND_FAILED: "M-xW"}.get(record.kind, "    ")
+    arrow = {Kind.RECV: "W->M", Kind.SEND: "M->W", Kind.SEND_FAILED: "M-xW", Kind.FAULT: "~~~~"}.get(record.kind, "    ")
     head = f"{record.t - t0:9.3f} {arrow} {record.kind.value:<11}"
-    if record.message is not None:
+    if record.kind is Kind.FAULT:
+        body = f"{record.message.type:<18} {record.note}" if record.message is not None else record.note
+    elif record.message is not None:
         body = f"{record.message.type:<18} {json.dumps(json_safe(record.message.data), default=repr)}"
     elif record.frames:
         body = f"<undecodable {record.size} bytes> {record.frames[-1][:24].hex()}"
@@ -153,3 +158,53 @@ def format_record(record: TraceRecord, t0: float = 0.0, width: int = 160) -> str
     if record.violations:
         line += "  !! " + "; ".join(str(v) for v in record.violations)
     return line if len(line) <= width else line[: width - 3] + "..."
+
+
+# --------------------------------------------------------------------------------------------
+# Fault windows
+# --------------------------------------------------------------------------------------------
+
+WINDOW_EDGES = ("start", "end")
+# Labels the fake master uses; storms are numbered ("storm#1") so that overlapping storms pair up.
+WINDOW_LABELS = ("fault-plan", "pause-reading", "master-silence", "master-down", "master-death", "storm")
+
+
+def window_note(label: str, edge: str, detail: str = "") -> str:
+    """The note of a FAULT record that opens or closes a window: ``"<label> <start|end>[: detail]"``."""
+    if edge not in WINDOW_EDGES or not label or ": " in label or " " in label:
+        raise ValueError(f"bad window note: label {label!r}, edge {edge!r}")
+    return f"{label} {edge}" + (f": {detail}" if detail else "")
+
+
+def parse_window_note(note: str) -> tuple[str, str] | None:
+    """``(label, edge)`` if ``note`` opens or closes a window, else None."""
+    head = note.split(": ", 1)[0]
+    label, _, edge = head.rpartition(" ")
+    if edge not in WINDOW_EDGES or not label or " " in label:
+        return None
+    return label, edge
+
+
+def fault_windows(trace: Trace | Iterable[TraceRecord]) -> list[tuple[float, float, str]]:
+    """``(start, end, label)`` for every window opened by a FAULT record, sorted by start.
+
+    Start and end records pair up by label. A window never closed (``master-death``, or a
+    trace saved mid-window) ends at the last record's time.
+    """
+    records = trace.records() if isinstance(trace, Trace) else list(trace)
+    last = records[-1].t if records else 0.0
+    opened: dict[str, float] = {}
+    windows: list[tuple[float, float, str]] = []
+    for record in records:
+        if record.kind is not Kind.FAULT:
+            continue
+        parsed = parse_window_note(record.note)
+        if parsed is None:
+            continue
+        label, edge = parsed
+        if edge == "start":
+            opened.setdefault(label, record.t)
+        elif label in opened:
+            windows.append((opened.pop(label), record.t, label))
+    windows.extend((start, last, label) for label, start in opened.items())
+    return sorted(windows)

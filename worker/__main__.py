@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from dataclasses import replace
@@ -11,8 +12,10 @@ from types import FrameType
 
 from harness.protocol.messages import LOCUST_VERSION
 from harness.protocol.timing import LOCUST_TIMING, Timing
+from worker.defects import DEFECTS, listing, threading_defect
 from worker.runtime import WorkerRuntime, default_node_id
 from worker.session import WorkerConfig
+from worker.threaded_runtime import ThreadedRuntime
 from worker.users import TaskProfile
 
 
@@ -44,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--busy-task", action="store_true", help="burn CPU during a request instead of sleeping")
     p.add_argument("--no-logs", action="store_true", help="do not send 'logs' messages")
     p.add_argument("--loglevel", default="INFO")
+    d = p.add_argument_group("defects (for testing the harness; never on by default)")
+    d.add_argument(
+        "--defect",
+        action="append",
+        choices=list(DEFECTS),
+        metavar="NAME",
+        help="switch on a named bug (repeatable; see --list-defects)",
+    )
+    d.add_argument("--list-defects", action="store_true", help="list the defects with a one-line description and exit")
     return p
 
 
@@ -59,7 +71,16 @@ def timing_from(args: argparse.Namespace) -> Timing:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list_defects:
+        print(listing())
+        return 0
+    defects = frozenset(args.defect or ())
+    try:
+        design = threading_defect(defects)
+    except ValueError as exc:
+        parser.error(str(exc))
     node_id = args.node_id or default_node_id()
     logging.basicConfig(
         level=args.loglevel.upper(),
@@ -67,17 +88,28 @@ def main(argv: list[str] | None = None) -> int:
         format=f"[%(asctime)s] {node_id.split('_')[0]}/%(levelname)s/%(name)s: %(message)s",
     )
     version: str | int = -1 if args.version_string == "-1" else args.version_string
-    config = WorkerConfig(node_id, timing_from(args), version, args.additional_wait_after_stop, not args.no_logs)
+    config = WorkerConfig(node_id, timing_from(args), version, args.additional_wait_after_stop, not args.no_logs, defects)
     profile = TaskProfile(args.task_time, args.wait_time, "GET", args.fail_every, args.raise_every, args.busy_task)
-    runtime = WorkerRuntime(args.master_host, args.master_port, config, profile)
+    runtime: WorkerRuntime | ThreadedRuntime = (
+        WorkerRuntime(args.master_host, args.master_port, config, profile)
+        if design is None
+        else ThreadedRuntime(args.master_host, args.master_port, config, profile, design)
+    )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         runtime.request_shutdown(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    logging.getLogger("worker").info("Starting reference worker %s -> tcp://%s:%d", node_id, args.master_host, args.master_port)
-    return runtime.run()
+    logger = logging.getLogger("worker")
+    logger.info("Starting reference worker %s -> tcp://%s:%d", node_id, args.master_host, args.master_port)
+    if defects:
+        logger.warning("DEFECTS switched on (this worker is broken on purpose): %s", ", ".join(sorted(defects)))
+    code = runtime.run()
+    if isinstance(runtime, ThreadedRuntime):  # threads may be stuck inside the socket: do not wait for them
+        logging.shutdown()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from harness.protocol.messages import LOCUST_VERSION, Direction, Message, Messag
 from harness.protocol.schema import Severity, check_payload
 from harness.protocol.states import DEFERS_MESSAGES, TRANSITIONS, Event, Phase, next_phase, wire_state
 from harness.protocol.timing import LOCUST_TIMING, Timing
+from worker.defects import DEFECTS
 
 # -- effects -----------------------------------------------------------------------------------
 
@@ -75,6 +76,7 @@ class WorkerConfig:
     version: str | int = LOCUST_VERSION
     additional_wait_after_stop: float = 0.0
     send_logs: bool = True
+    defects: frozenset[str] = frozenset()  # named bugs switched on (worker.defects); empty in the reference worker
 
 
 @dataclass
@@ -121,13 +123,34 @@ class WorkerSession:
         self.log_lines.append(f"{level}: {text}")
         return Log(level, text)
 
+    def _defective(self, name: str) -> bool:
+        """True if defect ``name`` (see ``worker.defects``) is switched on."""
+        assert name in DEFECTS, f"no such defect: {name}"
+        return name in self.config.defects
+
     def next_deadline(self) -> float | None:
         return min(self._deadlines.values(), default=None)
+
+    @property
+    def heartbeating(self) -> bool:
+        """True while heartbeats are due (from the ack until the worker exits)."""
+        return "heartbeat" in self._deadlines
+
+    def heartbeat(self) -> Send:
+        """A heartbeat with the current state and resource usage."""
+        cpu, rss = self.resources()
+        return self._msg(
+            MessageType.HEARTBEAT, {"state": self.reported_state, "current_cpu_usage": cpu, "current_memory_usage": rss}
+        )
 
     # -- inputs --------------------------------------------------------------------------------
 
     def start(self, now: float) -> list[Effect]:
         """Begin the handshake: ``client_ready``, retried every connect timeout until ``ack``."""
+        if self._defective("heartbeat-before-ack"):
+            # DEFECT heartbeat-before-ack: heartbeats start now, before the ack, and the first one goes before client_ready.
+            self._deadlines["heartbeat"] = now
+            return [*self.tick(now), *self._send_client_ready(now)]
         return self._send_client_ready(now)
 
     def _send_client_ready(self, now: float) -> list[Effect]:
@@ -142,13 +165,11 @@ class WorkerSession:
         timing = self.config.timing
         due = {name for name, t in self._deadlines.items() if t <= now}
         if "heartbeat" in due:
-            cpu, rss = self.resources()
-            effects.append(
-                self._msg(
-                    MessageType.HEARTBEAT, {"state": self.reported_state, "current_cpu_usage": cpu, "current_memory_usage": rss}
-                )
-            )
-            self._deadlines["heartbeat"] = _next_slot(self._deadlines["heartbeat"], timing.heartbeat_interval, now)
+            effects.append(self.heartbeat())
+            period = timing.heartbeat_interval
+            if self._defective("late-heartbeats"):
+                period *= 1.7  # DEFECT late-heartbeats: gaps of 1.7 intervals, too short for the master to mark it missing.
+            self._deadlines["heartbeat"] = _next_slot(self._deadlines["heartbeat"], period, now)
         if "master_silence" in due:
             effects += self._master_lost(now)
             return effects
@@ -182,6 +203,12 @@ class WorkerSession:
         data = self.report()
         data["user_classes_count"] = dict(self.user_classes_count)
         data["user_count"] = sum(self.user_classes_count.values())
+        if self._defective("stats-backwards"):
+            # DEFECT stats-backwards: counters read at different moments: one request fewer than the response
+            # times recorded, and a user count that underflows (always negative).
+            for entry in [data["stats_total"], *data["stats"]]:
+                entry["num_requests"] = sum(entry["response_times"].values()) - 1
+            data["user_count"] = -1 - data["user_count"]
         return self._msg(MessageType.STATS, data)
 
     def _logs(self) -> list[Effect]:
@@ -217,6 +244,9 @@ class WorkerSession:
             return [self._log("error", f"Ignoring malformed {message.type} from master: {problems[0]}")]
         handler = _HANDLERS.get(message.type)
         if handler is None:
+            if self._defective("crash-on-unknown"):
+                # DEFECT crash-on-unknown: a message type without a handler raises here, in the socket thread.
+                raise KeyError(f"no handler for message type {message.type!r}")
             return [self._log("warning", f"Unknown message type received: {message.type}")]
         return handler(self, message, now)
 
@@ -229,17 +259,23 @@ class WorkerSession:
         self.user_classes_count = dict(counts)
         if spawn_id != self._spawn_id or self.phase is not Phase.SPAWNING:
             return []  # superseded by a newer spawn, or stopped meanwhile
+        if self._defective("stuck-spawning"):
+            return []  # DEFECT stuck-spawning: the users run, but spawning_complete is never sent.
+        reported = dict(counts)
+        if self._defective("wrong-counts"):
+            # DEFECT wrong-counts: an off-by-one in the first class, carried into user_count.
+            first = next(iter(reported), "")
+            reported[first] = reported.get(first, 0) + 1
         self._go(Event.SENT_SPAWNING_COMPLETE)
-        return [
-            self._msg(MessageType.SPAWNING_COMPLETE, {"user_classes_count": dict(counts), "user_count": sum(counts.values())})
-        ]
+        return [self._msg(MessageType.SPAWNING_COMPLETE, {"user_classes_count": reported, "user_count": sum(reported.values())})]
 
     def users_stopped(self, now: float) -> list[Effect]:
         """Every user has stopped (after a stop or a quit)."""
         self.user_classes_count = {k: 0 for k in self.user_classes_count}
         if self.phase is Phase.STOPPING:
             self._go(Event.SENT_CLIENT_STOPPED)
-            self._deadlines["ready_after_stop"] = now + self.stop_timeout + self.config.additional_wait_after_stop
+            if not self._defective("no-ready-after-stop"):  # DEFECT no-ready-after-stop: client_ready never follows.
+                self._deadlines["ready_after_stop"] = now + self.stop_timeout + self.config.additional_wait_after_stop
             return [self._msg(MessageType.CLIENT_STOPPED)]
         if self.phase is Phase.QUITTING:
             return self._finish_quit()
@@ -254,7 +290,8 @@ class WorkerSession:
     def shutdown(self, reason: str) -> list[Effect]:
         """The process is asked to stop (SIGTERM/SIGINT): tell the master and exit."""
         if self.phase is Phase.EXITED:
-            return []
+            # (no-exit-on-quit: the quit was sent but the process lingers; a signal still ends it.)
+            return [Exit(EXIT_OK, reason)] if self._defective("no-exit-on-quit") else []
         self._go(Event.SENT_QUIT)
         self._deadlines.clear()
         return [
@@ -267,7 +304,11 @@ class WorkerSession:
     def _finish_quit(self) -> list[Effect]:
         self._deadlines.clear()
         effects: list[Effect] = [self._stats(), self._msg(MessageType.QUIT)]
+        if self._defective("no-final-stats"):
+            effects = effects[1:]  # DEFECT no-final-stats: straight to quit, the last stats are lost.
         self._go(Event.SENT_QUIT)
+        if self._defective("no-exit-on-quit"):
+            return effects  # DEFECT no-exit-on-quit: quit is sent, but the process never exits.
         return [*effects, Exit(EXIT_OK, "quit from master")]
 
     # -- message handlers ------------------------------------------------------------------------
@@ -293,6 +334,8 @@ class WorkerSession:
     def _arm_master_silence(self) -> None:
         # As Locust: the check runs only once connected and at least one master heartbeat arrived,
         # and it ends when the worker starts quitting.
+        if self._defective("no-master-timeout"):
+            return  # DEFECT no-master-timeout: the master-silence check is never armed.
         if self.last_master_heartbeat is not None and (self.phase, Event.MASTER_SILENT) in TRANSITIONS:
             self._deadlines["master_silence"] = self.last_master_heartbeat + self.config.timing.master_heartbeat_timeout
 
@@ -301,7 +344,8 @@ class WorkerSession:
             return [self._log("warning", f"Ignoring spawn in phase {self.phase}")]
         job = message.data
         effects: list[Effect] = [self._msg(MessageType.SPAWNING)]  # sent before the timestamp check, as Locust
-        if job["timestamp"] <= self.last_spawn_timestamp:
+        # DEFECT accepts-stale-spawn: the timestamp check is missing, so an older spawn is applied.
+        if job["timestamp"] <= self.last_spawn_timestamp and not self._defective("accepts-stale-spawn"):
             self._go(Event.RECV_STALE_SPAWN)
             return [
                 *effects,
@@ -312,6 +356,9 @@ class WorkerSession:
         self.stop_timeout = float(job["stop_timeout"] or 0.0)
         self._go(Event.RECV_SPAWN)
         self._spawn_id += 1
+        if self._defective("silent-after-spawn") and "heartbeat" in self._deadlines:
+            # DEFECT silent-after-spawn: spawning blocks the heartbeat for 6 intervals; the master marks it missing.
+            self._deadlines["heartbeat"] = now + 6 * self.config.timing.heartbeat_interval
         counts = {**{k: 0 for k in self.user_classes_count}, **job["user_classes_count"]}
         return [*effects, ApplyUsers(counts, self._spawn_id)]
 
@@ -332,7 +379,10 @@ class WorkerSession:
         return [log, StopUsers(self.stop_timeout)]
 
     def _on_reconnect(self, message: Message, now: float) -> list[Effect]:
-        return [self._log("warning", "Received reconnect message from master. Resetting RPC connection."), Reconnect()]
+        log = self._log("warning", "Received reconnect message from master. Resetting RPC connection.")
+        if self._defective("ignores-reconnect"):
+            return [log]  # DEFECT ignores-reconnect: logged, but the old socket (and TCP connection) is kept.
+        return [log, Reconnect()]
 
     def _on_info(self, message: Message, now: float) -> list[Effect]:
         return [self._log("info", f"Received {message.type} from master: {message.data!r}"[:300])]

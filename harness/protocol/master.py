@@ -59,7 +59,7 @@ class Inbound:
 _UNREADABLE = {"envelope.identity", "framing.frames", "direction"}
 
 
-def _master_can_read_heartbeat(data: object) -> bool:
+def master_can_read_heartbeat(data: object) -> bool:
     """What ``client_listener`` needs of a heartbeat: ``state`` (any string) and ``current_cpu_usage``."""
     return isinstance(data, dict) and isinstance(data.get("state"), str) and "current_cpu_usage" in data
 
@@ -149,7 +149,7 @@ class MasterCore:
         node = self.workers.get(msg.node_id)
         if node is None:
             return [], []
-        if msg.type == MessageType.HEARTBEAT and _master_can_read_heartbeat(msg.data):
+        if msg.type == MessageType.HEARTBEAT and master_can_read_heartbeat(msg.data):
             healed = node.liveness.heartbeat()
             node.state = str(msg.data["state"])
             replies = [Message(MessageType.HEARTBEAT, None, msg.node_id)] if self.auto_heartbeat else []

@@ -17,39 +17,82 @@ def run_cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def test_run_reference_writes_a_report(tmp_path: Path) -> None:
-    done = run_cli("run", "--worker", "reference", "--report", str(tmp_path))
+LIFECYCLE = str(Path(__file__).resolve().parents[2] / "harness" / "scenarios" / "lifecycle.json")
+
+
+def test_list_names_every_case() -> None:
+    done = run_cli("list")
+    assert done.returncode == 0, done.stderr
+    assert "handshake/01-first-message" in done.stdout and "storms/01-unknown-type-flood" in done.stdout
+    count = int(done.stdout.strip().splitlines()[-1].split()[0])
+    assert count >= 40
+    cases = json.loads(run_cli("list", "--json").stdout)
+    assert len(cases) == count
+    assert {"id", "category", "title", "expectation", "spec", "budget_intervals"} <= set(cases[0])
+    assert len({c["id"] for c in cases}) == count
+
+
+def test_run_catalog_subset_writes_results(tmp_path: Path) -> None:
+    done = run_cli("run", "--worker", "reference", "--cases", "spawn/01*,stop-quit/06*", "--report", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[  1/2] spawn/01-basic" in done.stdout and "OK 2" in done.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["schema_version"] == 1 and results["summary"]["OK"] == 2
+    assert [c["id"] for c in results["cases"]] == ["spawn/01-basic", "stop-quit/06-quit-while-ready"]
+    assert all(c["verdict"] == "OK" and c["duration_s"] > 0 for c in results["cases"])
+    case_dir = Path(results["cases"][0]["artifacts"])
+    assert (case_dir / "trace.jsonl").exists() and (case_dir / "worker.log").exists()
+
+
+def test_run_catalog_against_a_defective_worker_exits_1(tmp_path: Path) -> None:
+    """A worker whose client_ready is never acked (empty version) FAILS handshake/01, with the evidence in results.json."""
+    cmd = "{python} -m worker --master-port {port} --heartbeat-interval {heartbeat_interval} --version-string ''"
+    done = run_cli("run", "--worker", cmd, "--cases", "handshake/01*", "--report", str(tmp_path), "--name", "empty-version")
+    assert done.returncode == 1, done.stdout + done.stderr
+    case = json.loads((tmp_path / "results.json").read_text())["cases"][0]
+    assert case["verdict"] == "FAILED"
+    assert any(f["oracle"] == "progress" for f in case["findings"])
+
+
+def test_no_matching_case_is_a_usage_error(tmp_path: Path) -> None:
+    done = run_cli("run", "--cases", "no-such-case*", "--report", str(tmp_path))
+    assert done.returncode == 3 and "no case matches" in done.stderr
+
+
+def test_run_script_writes_a_report(tmp_path: Path) -> None:
+    done = run_cli("run", "--worker", "reference", "--script", LIFECYCLE, "--report", str(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "OK: every step passed" in done.stdout
-    latest = tmp_path / "latest"
-    assert latest.is_symlink()
-    summary = json.loads((latest / "summary.json").read_text())
+    summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["verdict"] == "OK" and summary["worker_exit"] == 0 and summary["steps_run"] == summary["steps_total"]
     assert summary["max_heartbeat_gap_s"] < 0.25 * 1.5
-    lines = (latest / "trace.jsonl").read_text().splitlines()
+    lines = (tmp_path / "trace.jsonl").read_text().splitlines()
     types = [json.loads(line).get("type") for line in lines]
     assert types.count("spawning_complete") == 3 and "client_stopped" in types and types[-1] != "client_ready"
-    assert "requests made" in (latest / "worker.log").read_text()
+    assert "requests made" in (tmp_path / "worker.log").read_text()
 
 
 def test_broken_worker_fails_with_exit_1(tmp_path: Path) -> None:
     """A worker whose client_ready carries an empty version is never acked by a real master: FAILED."""
     cmd = "{python} -m worker --master-port {port} --heartbeat-interval {heartbeat_interval} --version-string ''"
-    done = run_cli("run", "--worker", cmd, "--report", str(tmp_path), "--name", "empty-version")
+    done = run_cli("run", "--worker", cmd, "--script", LIFECYCLE, "--report", str(tmp_path), "--name", "empty-version")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "FAILED" in done.stdout
-    summary = json.loads((tmp_path / "latest" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "summary.json").read_text())
     assert any(v["rule"] == "schema.client_ready" for v in summary["violations"])
 
 
 def test_worker_command_that_cannot_start_is_unknown_not_a_pass(tmp_path: Path) -> None:
-    done = run_cli("run", "--worker", "no-such-worker-binary --port {port}", "--report", str(tmp_path))
+    done = run_cli(
+        "run", "--worker", "no-such-worker-binary --port {port}", "--cases", "handshake/01*", "--report", str(tmp_path)
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "UNKNOWN" in done.stdout and "command not found" in done.stdout
 
 
 @pytest.mark.parametrize(
-    "args", [["run", "--bogus"], ["run", "--worker", "w {nope} {port}"], ["run", "--script", "/nonexistent.json"], []]
+    "args",
+    [["run", "--bogus"], ["run", "--worker", "w {nope} {port}"], ["run", "--script", "/nonexistent.json"], [], ["list", "--x"]],
 )
 def test_usage_errors_exit_3(args: list[str], tmp_path: Path) -> None:
     done = run_cli(*args, "--report", str(tmp_path)) if args and args[0] == "run" else run_cli(*args)

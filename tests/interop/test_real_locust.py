@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from fakemaster.script import load_script
-from harness.cli import DEFAULT_SCRIPT
 from harness.launcher import PEERS, WorkerProcess
 from harness.protocol.messages import Direction
 from harness.protocol.schema import check_payload
@@ -23,7 +22,10 @@ pytestmark = [
     pytest.mark.interop,
     pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="needs the real Locust: pip install .[locust]"),
 ]
-INTERVAL = 0.25  # both sides compressed 4x: the master marks a worker missing after 1.0-1.25 s of silence
+INTERVAL = 0.25
+DEFAULT_SCRIPT = (
+    Path(__file__).resolve().parents[2] / "harness" / "scenarios" / "lifecycle.json"
+)  # both sides compressed 4x: the master marks a worker missing after 1.0-1.25 s of silence
 
 
 def free_port() -> int:

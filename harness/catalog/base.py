@@ -1,0 +1,188 @@
+"""What a catalog case is, and the context its body drives the fake master and the worker with."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fakemaster.master import FakeMaster
+from fakemaster.script import first_message_or_exit
+from harness.errors import ExpectationFailed, LaunchError
+from harness.launcher import WorkerProcess, describe_exit
+from harness.oracles import Oracle
+from harness.protocol.messages import MessageType
+from harness.protocol.timing import Timing
+from harness.trace import TraceRecord
+from harness.verdicts import Finding, Verdict
+
+STARTUP_TIMEOUT = 20.0  # wall seconds for a worker's first message (a cold JVM or Locust import can be slow)
+CATEGORIES = ("handshake", "heartbeat", "spawn", "stop-quit", "stats", "reconnect", "malformed", "storms", "timing")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One catalog case. ``id`` is stable forever; ``body`` drives the master and raises on a missed deadline."""
+
+    id: str
+    category: str
+    title: str
+    expectation: str
+    spec: str  # section of the wire spec (shared/reference/locust-protocol.md)
+    body: Callable[[CaseContext], None]
+    budget: float  # the most this case may take, in heartbeat intervals (after the worker's first message)
+    heartbeat_interval: float | None = None  # a case that needs a different time compression
+    oracles: tuple[Oracle, ...] = ()  # extra oracles beyond the default set
+    setup: Callable[[FakeMaster], None] | None = None  # runs on the master before the worker starts
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "category": self.category,
+            "title": self.title,
+            "expectation": self.expectation,
+            "spec": self.spec,
+            "budget_intervals": self.budget,
+            "heartbeat_interval": self.heartbeat_interval,
+        }
+
+
+@dataclass
+class CaseContext:
+    """The case's handle on the fake master and the worker process; times are in heartbeat intervals."""
+
+    master: FakeMaster
+    process: WorkerProcess
+    timing: Timing
+    user_class: str
+    findings: list[Finding] = field(default_factory=list)
+    exempt: list[tuple[float, float, str]] = field(default_factory=list)
+    exit_deadline: float | None = None  # if set, the worker must exit within this many seconds after the body
+
+    @property
+    def interval(self) -> float:
+        return self.timing.heartbeat_interval
+
+    def s(self, intervals: float) -> float:
+        """Seconds in ``intervals`` heartbeat intervals."""
+        return intervals * self.interval
+
+    # -- waiting -------------------------------------------------------------------------------
+
+    def first_message(self) -> TraceRecord:
+        record = first_message_or_exit(self.master, self.process, STARTUP_TIMEOUT)
+        if record is None:
+            code = self.process.poll()
+            tail = self.process.output(tail_lines=12) or "(no output)"
+            if code is not None:
+                raise LaunchError(
+                    "launch",
+                    "a worker process that connects",
+                    f"it ended ({describe_exit(code)}) before sending anything:\n{tail}",
+                )
+            raise ExpectationFailed(
+                "startup", f"a first message within {STARTUP_TIMEOUT:g} s of starting", f"nothing; output:\n{tail}"
+            )
+        return record
+
+    def expect(self, message_type: str, within: float, where: Callable[[Any], bool] | None = None, what: str = "") -> TraceRecord:
+        """The next ``message_type`` within ``within`` intervals whose data satisfies ``where``."""
+        predicate = (lambda r: where(r.message.data if r.message else None)) if where else None
+        return self.master.expect(message_type, self.s(within), predicate, description=what)
+
+    def expect_none(self, message_type: str, within: float) -> None:
+        self.master.expect_none(message_type, self.s(within))
+
+    def observe(self, intervals: float) -> None:
+        """Let the worker run unprompted for a while."""
+        self.master.sleep(self.s(intervals))
+
+    # -- common sequences ----------------------------------------------------------------------
+
+    def handshake(self) -> None:
+        """client_ready (acked automatically) and the first heartbeat."""
+        self.master.expect(MessageType.CLIENT_READY, STARTUP_TIMEOUT)
+        self.expect(MessageType.HEARTBEAT, 3, what="after the ack")
+
+    def spawn(
+        self,
+        users: int,
+        *,
+        timestamp: float | None = None,
+        stop_timeout: float = 0.0,
+        complete: bool = True,
+        parsed_options: dict[str, Any] | None = None,
+    ) -> TraceRecord | None:
+        """Send a spawn for ``users`` of the run's user class; with ``complete``, expect the matching spawning_complete."""
+        data = {
+            "timestamp": self.master.clock.wall() if timestamp is None else timestamp,
+            "user_classes_count": {self.user_class: users},
+            "host": None,
+            "stop_timeout": float(stop_timeout),
+            "parsed_options": parsed_options if parsed_options is not None else {},
+        }
+        self.master.send(MessageType.SPAWN, data)
+        if not complete:
+            return None
+        return self.expect(
+            MessageType.SPAWNING_COMPLETE,
+            4,
+            where=lambda d: _count_of(d, self.user_class) == users,
+            what=f"with {{{self.user_class!r}: {users}}}",
+        )
+
+    def quit(self, exit_within: float = 6) -> None:
+        """Send quit; expect the worker's quit and that the process then exits by itself."""
+        self.master.send(MessageType.QUIT)
+        self.expect(MessageType.QUIT, 4, what="in answer to quit")
+        self.process.wait(self.s(exit_within))  # the shutdown oracle judges whether it exited
+
+    def require_exit(self, within: float) -> None:
+        code = self.process.wait(self.s(within))
+        if code is None:
+            self.note(Verdict.FAILED, "shutdown.exit", f"the process exits within {self.s(within):.2f} s", "still running")
+        self.exit_deadline = None
+
+    def note(self, verdict: Verdict, oracle: str, expected: str, observed: str) -> None:
+        """Record a case-specific finding."""
+        self.findings.append(Finding(oracle, verdict, expected, observed, self.master.clock.now() - self.master.trace.t0))
+
+    def exempt_window(self, start: float, end: float, label: str) -> None:
+        """Heartbeat gaps in [start, end] (trace clock) are the harness's doing, not the worker's."""
+        self.exempt.append((start, end, label))
+
+
+def _count_of(data: Any, user_class: str) -> int | None:
+    if isinstance(data, dict) and isinstance(data.get("user_classes_count"), dict):
+        value = data["user_classes_count"].get(user_class, 0)
+        return value if isinstance(value, int) else None
+    return None
+
+
+REGISTRY: dict[str, Case] = {}
+Body = Callable[[CaseContext], None]
+
+
+def case(
+    id: str,
+    category: str,
+    title: str,
+    expectation: str,
+    spec: str,
+    budget: float,
+    *,
+    heartbeat_interval: float | None = None,
+    oracles: tuple[Oracle, ...] = (),
+    setup: Callable[[FakeMaster], None] | None = None,
+) -> Callable[[Body], Body]:
+    """Register a case body under a stable id."""
+    if category not in CATEGORIES:
+        raise ValueError(f"unknown category {category!r}")
+
+    def register(body: Body) -> Body:
+        if id in REGISTRY:
+            raise ValueError(f"duplicate case id {id}")
+        REGISTRY[id] = Case(id, category, title, expectation, spec, body, budget, heartbeat_interval, oracles, setup)
+        return body
+
+    return register

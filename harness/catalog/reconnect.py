@@ -1,0 +1,130 @@
+"""Reconnect and master loss: reconnect messages, restarts, silence, death (spec §3.10, §5.3)."""
+
+from __future__ import annotations
+
+from harness.catalog.base import CaseContext, case
+from harness.protocol.messages import MessageType
+from harness.trace import Kind
+from harness.verdicts import Verdict
+
+FAST = 0.05  # these cases wait out the master-silence timeout (60 intervals): compress harder
+# Slack after the 60-interval timeout before a worker counts as never leaving: Locust checks the timeout only
+# once a second (an uncompressed sleep(1)), so half the timeout (1.5 s at FAST).
+MARGIN = 30
+
+
+def _accepted_since(ctx: CaseContext, t: float) -> bool:
+    return any(r.kind is Kind.NOTE and r.t >= t and "connection accepted" in r.note for r in ctx.master.trace.records())
+
+
+@case(
+    "reconnect/01-reconnect-message",
+    "reconnect",
+    "reconnect makes the worker open a new connection",
+    "on reconnect the worker closes its socket and connects again with the same identity; heartbeats go on",
+    "§3.10, §7.1.8",
+    10,
+)
+def reconnect_message(ctx: CaseContext) -> None:
+    ctx.handshake()
+    sent_at = ctx.master.clock.now()
+    ctx.master.send(MessageType.RECONNECT)
+    ctx.observe(4)
+    if not _accepted_since(ctx, sent_at):
+        ctx.note(Verdict.FAILED, "reconnect.socket", "a new connection after reconnect", "the worker kept its old connection")
+    ctx.expect(MessageType.HEARTBEAT, 2, what="after the reconnect")
+
+
+@case(
+    "reconnect/02-master-restart",
+    "reconnect",
+    "Heartbeats resume after a master restart",
+    "the master closes and rebinds its port for 2 intervals; the worker's heartbeats reach it again",
+    "§1.4, §5.3",
+    12,
+)
+def master_restart(ctx: CaseContext) -> None:
+    ctx.handshake()
+    ctx.master.restart(ctx.s(2))  # the master-down window excuses the heartbeats it could not hear
+    ctx.observe(2.5)
+    ctx.expect(MessageType.HEARTBEAT, 4, what="after the master came back")
+    if ctx.master.wait_for(MessageType.CLIENT_READY, ctx.s(3)) is not None:
+        ctx.note(
+            Verdict.INFORMATIONAL,
+            "reconnect.re-register",
+            "no client_ready after a restart (Locust never re-registers)",
+            "the worker registered again (better than Locust)",
+        )
+
+
+@case(
+    "reconnect/03-master-silence-timeout",
+    "reconnect",
+    "A silent master is given up after the timeout",
+    "with no master heartbeat for 60 intervals the worker sends quit and exits (optional in the spec)",
+    "§5.3, §7.1.8",
+    100,
+    heartbeat_interval=FAST,
+)
+def master_silence(ctx: CaseContext) -> None:
+    ctx.handshake()
+    silent_from = ctx.master.clock.now()
+    ctx.master.set_auto(heartbeat=False)
+    timeout = ctx.timing.master_heartbeat_timeout
+    quit_msg = ctx.master.wait_for(MessageType.QUIT, timeout + ctx.s(MARGIN))
+    if quit_msg is None:
+        ctx.note(
+            Verdict.UNIMPLEMENTED,
+            "shutdown.master-silence",
+            f"quit within {timeout + ctx.s(MARGIN):.2f} s of silence",
+            "the worker never gave up on the silent master",
+        )
+        return
+    if quit_msg.t - silent_from < timeout * 0.9:
+        ctx.note(
+            Verdict.NON_STRICT,
+            "shutdown.master-silence",
+            f"no quit before {timeout:.2f} s of silence",
+            f"quit after {quit_msg.t - silent_from:.2f} s",
+        )
+    ctx.require_exit(MARGIN)
+
+
+@case(
+    "reconnect/04-master-death",
+    "reconnect",
+    "Load stops after the master dies",
+    "the master closes for good; within the master-silence timeout the worker stops its users and exits",
+    "§5.3",
+    100,
+    heartbeat_interval=FAST,
+)
+def master_death(ctx: CaseContext) -> None:
+    ctx.handshake()
+    ctx.spawn(2)
+    ctx.master.die()
+    deadline = ctx.timing.master_heartbeat_timeout + ctx.s(MARGIN)
+    if ctx.process.wait(deadline) is None:
+        ctx.note(
+            Verdict.UNIMPLEMENTED,
+            "shutdown.master-death",
+            f"exit within {deadline:.2f} s of the master's death",
+            "still running (and generating load) with no master",
+        )
+
+
+@case(
+    "reconnect/05-short-silence-tolerated",
+    "reconnect",
+    "A short master silence is tolerated",
+    "30 intervals without master heartbeats (half the timeout) must not make the worker quit",
+    "§5.3",
+    40,
+    heartbeat_interval=FAST,
+)
+def short_silence(ctx: CaseContext) -> None:
+    ctx.handshake()
+    ctx.master.set_auto(heartbeat=False)
+    ctx.observe(30)
+    ctx.master.set_auto(heartbeat=True)
+    ctx.expect_none(MessageType.QUIT, 4)

@@ -1,0 +1,169 @@
+"""Stats cases: cadence, schema, integrity, deltas, mergeability by the real master (spec §3.6)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from typing import Any
+
+import msgpack
+
+from harness.catalog.base import CaseContext, case
+from harness.launcher import PEERS
+from harness.protocol.messages import MessageType
+from harness.trace import Kind
+from harness.verdicts import Verdict
+
+MERGE_TIMEOUT = 60.0
+
+
+def _stats(ctx: CaseContext) -> list[tuple[float, dict[str, Any]]]:
+    return [
+        (r.t, r.message.data)
+        for r in ctx.master.trace.records()
+        if r.kind is Kind.RECV
+        and r.message is not None
+        and r.message.type == MessageType.STATS
+        and isinstance(r.message.data, dict)
+    ]
+
+
+@case(
+    "stats/01-cadence",
+    "stats",
+    "Stats every report interval",
+    "the first report right after the ack, then one every report interval (3 heartbeat intervals), at most 1.5 x late",
+    "§3.6",
+    14,
+)
+def cadence(ctx: CaseContext) -> None:
+    ctx.handshake()
+    ctx.observe(7)
+    times = [t for t, _ in _stats(ctx)]
+    report = ctx.timing.report_interval
+    if len(times) < 2:
+        ctx.note(Verdict.FAILED, "stats.cadence", f"a report every {report:.2f} s", f"{len(times)} report(s) in {ctx.s(7):.2f} s")
+        return
+    gap = max(b - a for a, b in zip(times, times[1:], strict=False))
+    if gap > 1.5 * report:
+        ctx.note(Verdict.NON_STRICT, "stats.cadence", f"reports at most {1.5 * report:.2f} s apart", f"a {gap:.3f} s gap")
+
+
+@case(
+    "stats/02-integrity-running",
+    "stats",
+    "Stats are consistent while users run",
+    "every report fits the schema; histogram, per-second and total counts agree; requests are counted",
+    "§3.6",
+    14,
+)
+def integrity_running(ctx: CaseContext) -> None:
+    ctx.handshake()
+    ctx.spawn(4)
+    ctx.observe(6)
+    if not any(d.get("stats_total", {}).get("num_requests", 0) > 0 for _, d in _stats(ctx)):
+        ctx.note(Verdict.INFORMATIONAL, "stats.requests", "requests counted while 4 users run", "every report counts 0 requests")
+
+
+@case(
+    "stats/03-mergeable-by-locust",
+    "stats",
+    "The real master's code merges the stats",
+    "Locust's own StatsEntry/StatsError code (run in a subprocess) merges every report without an error",
+    "§3.6",
+    14,
+)
+def mergeable(ctx: CaseContext) -> None:
+    ctx.handshake()
+    ctx.spawn(3)
+    ctx.observe(6)
+    reports = [d for _, d in _stats(ctx)]
+    if importlib.util.find_spec("locust") is None:
+        ctx.note(Verdict.INFORMATIONAL, "stats.merge", "a merge by Locust's code", "not checked: Locust is not installed")
+        return
+    done = subprocess.run(
+        [sys.executable, str(PEERS / "merge_stats.py")], input=msgpack.packb(reports), capture_output=True, timeout=MERGE_TIMEOUT
+    )
+    if done.returncode != 0:
+        ctx.note(
+            Verdict.FAILED,
+            "stats.merge",
+            "every report merged by Locust's master code",
+            done.stderr.decode("utf-8", "replace").strip().splitlines()[-1][:300] if done.stderr else f"exit {done.returncode}",
+        )
+        return
+    merged = json.loads(done.stdout)
+    sent = sum(d.get("stats_total", {}).get("num_requests", 0) for d in reports)
+    if merged["total_requests"] != sent:
+        ctx.note(
+            Verdict.FAILED,
+            "stats.merge",
+            f"the merged total to equal the {sent} requests reported",
+            str(merged["total_requests"]),
+        )
+
+
+@case(
+    "stats/04-user-count",
+    "stats",
+    "Stats carry the running user counts",
+    "after spawning 3 users, a report says user_count 3 and user_classes_count {class: 3}",
+    "§3.6",
+    12,
+)
+def user_count(ctx: CaseContext) -> None:
+    ctx.handshake()
+    ctx.spawn(3)
+    ctx.expect(
+        MessageType.STATS,
+        8,
+        where=lambda d: (
+            isinstance(d, dict)
+            and d.get("user_count") == 3
+            and isinstance(d.get("user_classes_count"), dict)
+            and d["user_classes_count"].get(ctx.user_class) == 3
+        ),
+    )
+
+
+@case(
+    "stats/05-final-on-quit",
+    "stats",
+    "A final report on quit",
+    "between the master's quit and the worker's quit comes one last stats report",
+    "§3.9, §3.6",
+    10,
+)
+def final_on_quit(ctx: CaseContext) -> None:
+    ctx.handshake()
+    ctx.spawn(3)
+    ctx.observe(1)
+    ctx.quit()
+
+
+@case(
+    "stats/06-deltas-not-cumulative",
+    "stats",
+    "Reports are deltas",
+    "each report holds only what happened since the previous one (the master adds them up)",
+    "§3.6",
+    16,
+)
+def deltas(ctx: CaseContext) -> None:
+    ctx.handshake()
+    ctx.spawn(4)
+    ctx.observe(8)
+    series = [d.get("stats_total", {}) for _, d in _stats(ctx)]
+    series = [s for s in series if isinstance(s, dict) and s.get("num_requests", 0) > 0]
+    for before, after in zip(series, series[1:], strict=False):
+        old, new = before.get("num_reqs_per_sec", {}), after.get("num_reqs_per_sec", {})
+        if len(old) >= 2 and all(isinstance(v, int) and new.get(k, -1) >= v for k, v in old.items()):
+            ctx.note(
+                Verdict.FAILED,
+                "stats.deltas",
+                "each report to count only new requests",
+                f"a report repeats every earlier second of the previous one ({len(old)} seconds): cumulative counts",
+            )
+            return

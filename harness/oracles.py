@@ -1,0 +1,503 @@
+"""Oracles: judgements over a case's recorded evidence (the wire trace and the worker process).
+
+Each ``check_*`` is a pure function of an ``Evidence`` and returns ``Finding``s;
+an empty list means nothing wrong was seen. They never raise for a bad worker.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.protocol.master import master_can_read_heartbeat
+from harness.protocol.messages import MessageType
+from harness.protocol.schema import Severity
+from harness.protocol.timing import Timing
+from harness.trace import Kind, TraceRecord, fault_windows
+from harness.verdicts import Finding, Verdict
+
+NON_STRICT_GAP = 1.5  # heartbeat gaps above this many intervals are NON-STRICT (the master still accepts them)
+# Our own timestamping lags the wire by up to this much on a loaded 2-core machine (the master's receive loop
+# and GIL); it is added to the NON-STRICT limit so time compression does not turn our jitter into a verdict.
+HARNESS_JITTER = 0.02
+REPLY_DEADLINE_INTERVALS = 4.0  # spawn/stop/quit answered within this many heartbeat intervals
+
+# What a worker's output shows when threads corrupted its socket, or its runtime crashed.
+CRASH_PATTERNS: dict[str, str] = {
+    r"Assertion failed": "libzmq assertion (concurrent socket use)",
+    r"156384765": "ZMQ errno 156384765 (EFSM, concurrent socket use in JeroMQ/libzmq)",
+    r"\bEFSM\b|Operation cannot be accomplished in current state": "ZMQ EFSM",
+    r"\bETERM\b|Context was terminated": "ZMQ ETERM",
+    r"Segmentation fault|SIGSEGV|Fatal Python error": "segfault / fatal runtime error",
+    r"double free|corrupted (?:size|double-linked)|malloc\(\)": "heap corruption",
+    r"Exception in thread|Unhandled exception in greenlet": "an uncaught exception in a thread",
+    r"ZMQError|zmq\.error|ZMQException|org\.zeromq": "a ZeroMQ error",
+}
+# An uncaught traceback means the worker's runtime crashed, except where it comes from a user's task (Locust
+# logs a task's exception with its traceback and carries on): that one is INFORMATIONAL.
+TRACEBACK = re.compile(r"Traceback \(most recent call last\):\n(?:[ \t].*\n?)*(?P<last>[^\n]*)")
+USER_TASK = re.compile(r"locust/user/task\.py")
+
+
+# Signals a process dies of when it crashes (not when someone asks it to stop).
+CRASH_SIGNALS = {signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGTRAP}
+
+
+@dataclass
+class Evidence:
+    """Everything a case recorded: the trace, the worker process's fate, and the windows to excuse."""
+
+    records: list[TraceRecord]
+    t0: float
+    timing: Timing
+    end: float  # when observation stopped (absolute, trace clock)
+    exit_code: int | None = None  # None: still running when the case ended
+    killed_by_harness: bool = False
+    output: str = ""
+    exempt: list[tuple[float, float, str]] = field(default_factory=list)  # absolute windows
+    asked_counts: dict[str, int] | None = None
+
+    @property
+    def node_id(self) -> str | None:
+        first = next((r for r in self.records if r.kind is Kind.RECV and r.message is not None), None)
+        return first.message.node_id if first and first.message else None
+
+    def received(self, *types: str) -> list[TraceRecord]:
+        return [
+            r for r in self.records if r.kind is Kind.RECV and r.message is not None and (not types or r.message.type in types)
+        ]
+
+    def sent(self, *types: str) -> list[TraceRecord]:
+        return [
+            r for r in self.records if r.kind is Kind.SEND and r.message is not None and (not types or r.message.type in types)
+        ]
+
+    def rel(self, t: float) -> float:
+        return t - self.t0
+
+    def exempted(self, start: float, end: float) -> bool:
+        """True if the interval (start, end) overlaps a window in which the harness itself disrupted traffic."""
+        return any(a < end and start < b for a, b, _ in self.exempt)
+
+
+Oracle = Callable[[Evidence], list[Finding]]
+
+# Windows in which the harness itself cut the worker off; heartbeat gaps there are not the worker's.
+# Fault plans, storms and master silence are NOT excused: keeping heartbeats going through them is the test.
+DISRUPTIONS = frozenset({"pause-reading", "master-down", "master-death"})
+
+
+def excused_windows(records: Iterable[TraceRecord]) -> list[tuple[float, float, str]]:
+    """The fault windows of ``records`` that excuse heartbeat gaps (the master could not hear the worker)."""
+    return [w for w in fault_windows(records) if w[2] in DISRUPTIONS]
+
+
+def _quit_time(ev: Evidence) -> float | None:
+    quits = ev.received(MessageType.QUIT)
+    return quits[0].t if quits else None
+
+
+def check_heartbeat_liveness(ev: Evidence) -> list[Finding]:
+    """The real master's missing rule -> FAILED; a gap above 1.5 x interval -> NON-STRICT."""
+    findings: list[Finding] = []
+    interval = ev.timing.heartbeat_interval
+    acks = ev.sent(MessageType.ACK)
+    if not acks:
+        return findings  # heartbeats are only due once the worker has been acked
+    for rec in ev.records:
+        if rec.t < acks[0].t:
+            continue  # a case that withholds the ack lets the master's counter run down: our doing
+        if rec.kind is Kind.LIVENESS and rec.note == "missing" and not ev.exempted(rec.t - ev.timing.missing_after_max, rec.t):
+            findings.append(
+                Finding(
+                    "heartbeat.missing",
+                    Verdict.FAILED,
+                    f"a heartbeat at least every {ev.timing.missing_after_min:g} s (the master's missing rule)",
+                    f"the real master's rule marked the worker missing{_last_beat_before(ev, rec.t)}",
+                    ev.rel(rec.t),
+                )
+            )
+    beats = [
+        r.t
+        for r in ev.received(MessageType.HEARTBEAT)
+        if r.t >= acks[0].t and r.message and master_can_read_heartbeat(r.message.data)
+    ]
+    stop = min(t for t in (_quit_time(ev), ev.end) if t is not None)
+    points = [acks[0].t, *[b for b in beats if b <= stop], stop]
+    worst_gap, worst_at = 0.0, 0.0
+    for a, b in zip(points, points[1:], strict=False):
+        if b - a > worst_gap and not ev.exempted(a, b):
+            worst_gap, worst_at = b - a, a
+    limit = NON_STRICT_GAP * interval + HARNESS_JITTER
+    if worst_gap > ev.timing.missing_after_max and not any(f.oracle == "heartbeat.missing" for f in findings):
+        findings.append(
+            Finding(
+                "heartbeat.missing",
+                Verdict.FAILED,
+                f"no heartbeat gap above {ev.timing.missing_after_max:g} s",
+                f"a {worst_gap:.3f} s gap without heartbeats",
+                ev.rel(worst_at),
+            )
+        )
+    elif worst_gap > limit and not findings:
+        findings.append(
+            Finding(
+                "heartbeat.gap",
+                Verdict.NON_STRICT,
+                f"heartbeat gaps of at most {limit:.3f} s (1.5 x interval + {HARNESS_JITTER:g} s)",
+                f"a {worst_gap:.3f} s gap",
+                ev.rel(worst_at),
+            )
+        )
+    return findings
+
+
+def _last_beat_before(ev: Evidence, t: float) -> str:
+    beats = [r.t for r in ev.received(MessageType.HEARTBEAT) if r.t <= t]
+    if not beats:
+        return " (no heartbeat had arrived at all)"
+    return f" after {t - beats[-1]:.3f} s of silence (last heartbeat at t={ev.rel(beats[-1]):.3f}s)"
+
+
+def check_socket_safety(ev: Evidence) -> list[Finding]:
+    """Exit by a signal, libzmq assertions, ZMQ errors and tracebacks in the output, garbled frames."""
+    findings: list[Finding] = []
+    if ev.exit_code is not None and -ev.exit_code in CRASH_SIGNALS:
+        findings.append(
+            Finding(
+                "socket.signal",
+                Verdict.FAILED,
+                "the worker never dies by a signal",
+                f"it was killed by signal {-ev.exit_code} (abort/segfault: the signature of concurrent socket use)",
+            )
+        )
+    for pattern, meaning in CRASH_PATTERNS.items():
+        match = re.search(pattern, ev.output)
+        if match:
+            line = _line_at(ev.output, match.start())
+            findings.append(
+                Finding("socket.output", Verdict.FAILED, "no crash or ZMQ error in the worker's output", f"{meaning}: {line!r}")
+            )
+    for match in TRACEBACK.finditer(ev.output):
+        in_task = USER_TASK.search(match.group(0)) is not None
+        if in_task and any(f.oracle == "output.task-traceback" for f in findings):
+            continue  # one is enough to say that tasks raise
+        findings.append(
+            Finding(
+                "output.task-traceback" if in_task else "socket.traceback",
+                Verdict.INFORMATIONAL if in_task else Verdict.FAILED,
+                "no uncaught traceback in the worker's output" + (" (a user task raised)" if in_task else ""),
+                f"a traceback ending in {match.group('last').strip()[:200]!r}",
+            )
+        )
+        if not in_task:
+            break
+    for rec in ev.received() + [r for r in ev.records if r.kind is Kind.RECV and r.message is None]:
+        bad = [v for v in rec.violations if v.rule.split(".")[0] in ("codec", "framing", "envelope")]
+        if bad:
+            findings.append(
+                Finding(
+                    "socket.frames",
+                    Verdict.FAILED,
+                    "well-formed single-frame messages",
+                    f"{bad[0]} ({len(rec.frames)} frame(s), {rec.size} bytes)",
+                    ev.rel(rec.t),
+                )
+            )
+            break
+    return findings
+
+
+def _line_at(text: str, index: int) -> str:
+    start = text.rfind("\n", 0, index) + 1
+    end = text.find("\n", index)
+    return text[start : end if end >= 0 else len(text)][:200]
+
+
+def check_schema(ev: Evidence) -> list[Finding]:
+    """Every message the worker sent fits its schema (ERROR -> FAILED, DEVIATION -> INFORMATIONAL)."""
+    findings: list[Finding] = []
+    for severity, verdict in ((Severity.ERROR, Verdict.FAILED), (Severity.DEVIATION, Verdict.INFORMATIONAL)):
+        hits = [
+            (r, v)
+            for r in ev.received()
+            for v in r.violations
+            if v.severity is severity and v.rule.startswith(("schema", "type", "direction"))
+        ]
+        if hits:
+            rec, v = hits[0]
+            more = f" (and {len(hits) - 1} more)" if len(hits) > 1 else ""
+            findings.append(
+                Finding(f"schema.{v.rule.split('.', 1)[-1]}", verdict, v.expected, f"{v.observed}{more}", ev.rel(rec.t))
+            )
+    return findings
+
+
+def check_protocol_order(ev: Evidence) -> list[Finding]:
+    """First message client_ready; spawning_complete matches the spawn; states follow the phase; ready after stop."""
+    findings: list[Finding] = []
+    received = ev.received()
+    if received and received[0].message is not None and received[0].message.type != MessageType.CLIENT_READY:
+        findings.append(
+            Finding(
+                "order.first",
+                Verdict.FAILED,
+                "client_ready as the worker's first message",
+                f"{received[0].message.type} first",
+                ev.rel(received[0].t),
+            )
+        )
+    findings += _check_spawn_counts(ev)
+    findings += _check_reported_states(ev)
+    return findings
+
+
+def _valid_spawns(ev: Evidence) -> list[TraceRecord]:
+    """Spawns the master sent whose timestamp was newer than every earlier one (a conformant worker applies them)."""
+    newest = float("-inf")
+    out = []
+    for rec in ev.sent(MessageType.SPAWN):
+        data = rec.message.data if rec.message else None
+        ts = data.get("timestamp") if isinstance(data, dict) else None
+        if isinstance(ts, (int, float)) and ts > newest:
+            newest = ts
+            out.append(rec)
+    return out
+
+
+def _spawn_counts(rec: TraceRecord) -> dict[str, Any] | None:
+    data = rec.message.data if rec.message else None
+    counts = data.get("user_classes_count") if isinstance(data, dict) else None
+    return counts if isinstance(counts, dict) else None
+
+
+def _match_spawns(ev: Evidence) -> tuple[dict[int, float], list[tuple[TraceRecord, TraceRecord]]]:
+    """Pair spawning_completes with the valid spawns they answer.
+
+    A spawning_complete answers any spawn still waiting (in a burst a worker may finish an older one first);
+    answering spawn k also settles the spawns before it. Returns when each settled spawn (by seq) was settled, and every
+    (spawning_complete, spawn) pair whose counts match no waiting spawn.
+    """
+    events = sorted(
+        [(r.t, 0, r) for r in _valid_spawns(ev)] + [(r.t, 1, r) for r in ev.received(MessageType.SPAWNING_COMPLETE)],
+        key=lambda e: (e[0], e[1]),
+    )
+    pending: list[TraceRecord] = []
+    settled: dict[int, float] = {}
+    wrong: list[tuple[TraceRecord, TraceRecord]] = []
+    last: TraceRecord | None = None
+    for _, is_done, rec in events:
+        if not is_done:
+            pending.append(rec)
+            last = rec
+            continue
+        got = _spawn_counts(rec)
+        candidates = pending or ([last] if last is not None else [])
+        if got is None or not candidates:
+            continue
+        matched = next((i for i, s in enumerate(candidates) if _counts_match(_spawn_counts(s) or {}, got)), None)
+        if matched is None:
+            wrong.append((rec, candidates[-1]))
+        elif pending:
+            settled.update((s.seq, rec.t) for s in pending[: matched + 1])
+            pending = pending[matched + 1 :]
+    return settled, wrong
+
+
+def _check_spawn_counts(ev: Evidence) -> list[Finding]:
+    _, wrong = _match_spawns(ev)
+    if not wrong:
+        return []
+    done, spawn = wrong[0]
+    return [
+        Finding(
+            "order.spawn-counts",
+            Verdict.FAILED,
+            f"spawning_complete counts equal to the spawn's {_spawn_counts(spawn)}",
+            f"{_spawn_counts(done)}",
+            ev.rel(done.t),
+        )
+    ]
+
+
+def _counts_match(asked: dict[str, int], got: dict[str, Any]) -> bool:
+    keys = set(asked) | set(got)
+    return all(asked.get(k, 0) == got.get(k, 0) for k in keys)
+
+
+def _check_reported_states(ev: Evidence) -> list[Finding]:
+    """After spawning_complete the worker reports running; after its post-stop client_ready, ready."""
+    grace = ev.timing.heartbeat_interval  # a heartbeat may cross the change on the wire
+    expected: tuple[str, float] | None = None
+    for rec in ev.received():
+        msg = rec.message
+        assert msg is not None
+        if msg.type == MessageType.SPAWNING_COMPLETE:
+            expected = ("running", rec.t)
+        elif msg.type in (MessageType.SPAWNING, MessageType.CLIENT_STOPPED, MessageType.QUIT):
+            expected = None
+        elif msg.type == MessageType.CLIENT_READY and any(r.t < rec.t for r in ev.received(MessageType.CLIENT_STOPPED)):
+            expected = ("ready", rec.t)
+        elif msg.type == MessageType.HEARTBEAT and expected is not None and rec.t - expected[1] > grace:
+            if _stop_in_flight(ev, expected[1], rec.t):
+                expected = None
+                continue
+            state = msg.data.get("state") if isinstance(msg.data, dict) else None
+            if state != expected[0]:
+                return [
+                    Finding(
+                        "order.state",
+                        Verdict.FAILED,
+                        f"heartbeats reporting {expected[0]!r} after "
+                        f"{'spawning_complete' if expected[0] == 'running' else 'client_ready'}",
+                        f"state {state!r} {rec.t - expected[1]:.3f} s later",
+                        ev.rel(rec.t),
+                    )
+                ]
+    return []
+
+
+def _stop_in_flight(ev: Evidence, start: float, end: float) -> bool:
+    return any(start < r.t < end for r in ev.sent(MessageType.SPAWN, MessageType.STOP, MessageType.QUIT))
+
+
+def check_replies(ev: Evidence) -> list[Finding]:
+    """Every spawn, stop and quit the master sent is answered within the deadline."""
+    deadline = REPLY_DEADLINE_INTERVALS * ev.timing.heartbeat_interval
+    findings: list[Finding] = []
+    rules: list[tuple[str, list[TraceRecord], tuple[str, ...], float]] = [
+        ("spawn", _valid_spawns(ev), (MessageType.SPAWNING_COMPLETE,), deadline),
+        ("stop", ev.sent(MessageType.STOP), (MessageType.CLIENT_STOPPED,), deadline),
+        ("quit", ev.sent(MessageType.QUIT), (MessageType.QUIT,), deadline),
+    ]
+    settled, _ = _match_spawns(ev)
+    for name, asks, answers, limit in rules:
+        for ask in asks:
+            if ask.t + limit > ev.end or ev.exempted(ask.t, ask.t + limit):
+                continue  # the case did not watch long enough to judge this one
+            if name == "spawn":
+                answered = settled.get(ask.seq, float("inf")) <= ask.t + limit  # by a spawning_complete with its counts
+            else:
+                answered = any(ask.t <= r.t <= ask.t + limit for r in ev.received(*answers))
+            if not answered:
+                later = [*_valid_spawns(ev), *ev.sent(MessageType.STOP, MessageType.QUIT)]  # a stale spawn supersedes nothing
+                superseded = any(ask.t < s.t <= ask.t + limit for s in later)
+                if name == "spawn" and superseded:
+                    continue
+                findings.append(
+                    Finding(
+                        f"progress.{name}",
+                        Verdict.FAILED,
+                        f"{'/'.join(answers)} within {limit:.2f} s of {name}",
+                        "no answer",
+                        ev.rel(ask.t),
+                    )
+                )
+                break
+    return findings
+
+
+def check_stats(ev: Evidence) -> list[Finding]:
+    """Stats reports are internally consistent and never negative (counts never go backwards)."""
+    for rec in ev.received(MessageType.STATS):
+        data = rec.message.data if rec.message else None
+        if not isinstance(data, dict):
+            continue
+        problem = _stats_problem(data)
+        if problem:
+            return [Finding("stats.integrity", Verdict.FAILED, "consistent, non-negative delta counts", problem, ev.rel(rec.t))]
+    return []
+
+
+def _stats_problem(data: dict[str, Any]) -> str | None:
+    entries = [e for e in data.get("stats", []) if isinstance(e, dict)]
+    total = data.get("stats_total") if isinstance(data.get("stats_total"), dict) else None
+    counts = data.get("user_classes_count")
+    if isinstance(counts, dict) and isinstance(data.get("user_count"), int):
+        if data["user_count"] < 0 or any(isinstance(v, int) and v < 0 for v in counts.values()):
+            return f"negative user counts: user_count={data['user_count']}, user_classes_count={counts}"
+    for entry in [*entries, *([total] if total else [])]:
+        name = entry.get("name")
+        try:
+            n, none, fails = entry["num_requests"], entry["num_none_requests"], entry["num_failures"]
+            if min(n, none, fails) < 0:
+                return f"{name}: negative counts (num_requests={n}, num_failures={fails})"
+            if sum(entry["response_times"].values()) != n - none:
+                return (
+                    f"{name}: response_times holds {sum(entry['response_times'].values())} samples for {n - none} timed requests"
+                )
+            if sum(entry["num_reqs_per_sec"].values()) != n:
+                return f"{name}: num_reqs_per_sec sums to {sum(entry['num_reqs_per_sec'].values())}, num_requests is {n}"
+        except (KeyError, TypeError, AttributeError):
+            continue  # the schema oracle reports missing or mistyped fields
+    if total and isinstance(data.get("stats"), list):
+        per_entry = sum(e.get("num_requests", 0) for e in entries if isinstance(e.get("num_requests"), int))
+        if isinstance(total.get("num_requests"), int) and total["num_requests"] != per_entry:
+            return f"stats_total counts {total['num_requests']} requests, the entries {per_entry}"
+    return None
+
+
+def check_final_stats_on_quit(ev: Evidence) -> list[Finding]:
+    """After the master's quit, a final stats report comes before the worker's quit (optional in the spec)."""
+    quits_sent = ev.sent(MessageType.QUIT)
+    worker_quit = _quit_time(ev)
+    if not quits_sent or worker_quit is None or worker_quit < quits_sent[0].t:
+        return []
+    if not any(quits_sent[0].t <= r.t <= worker_quit for r in ev.received(MessageType.STATS)):
+        return [
+            Finding(
+                "stats.final",
+                Verdict.NON_STRICT,
+                "a final stats report between the master's quit and the worker's quit",
+                "quit without a final report: requests made since the last report are lost",
+                ev.rel(worker_quit),
+            )
+        ]
+    return []
+
+
+def check_exit_after_quit(ev: Evidence, within: float) -> list[Finding]:
+    """After the master's quit the worker sends quit and exits by itself within ``within`` seconds."""
+    quits = ev.sent(MessageType.QUIT)
+    if not quits:
+        return []
+    findings: list[Finding] = []
+    if _quit_time(ev) is None:
+        findings.append(
+            Finding("shutdown.quit", Verdict.FAILED, "a quit message in answer to the master's quit", "none", ev.rel(quits[0].t))
+        )
+    if ev.exit_code is None or ev.killed_by_harness:
+        findings.append(
+            Finding(
+                "shutdown.exit",
+                Verdict.FAILED,
+                f"the process exits within {within:.2f} s of quit",
+                "it was still running and had to be killed",
+            )
+        )
+    return findings
+
+
+DEFAULT_ORACLES: tuple[Oracle, ...] = (
+    check_heartbeat_liveness,
+    check_socket_safety,
+    check_schema,
+    check_protocol_order,
+    check_replies,
+    check_stats,
+    check_final_stats_on_quit,
+)
+
+
+def judge(ev: Evidence, oracles: Iterable[Oracle] = DEFAULT_ORACLES) -> list[Finding]:
+    """Run every oracle; an oracle that crashes is a harness failure (UNKNOWN), never a pass."""
+    findings: list[Finding] = []
+    for oracle in oracles:
+        try:
+            findings += oracle(ev)
+        except Exception as exc:  # a bug in our oracle must not read as a pass
+            findings.append(Finding(f"harness.{oracle.__name__}", Verdict.UNKNOWN, "the oracle to run", f"it crashed: {exc!r}"))
+    return findings

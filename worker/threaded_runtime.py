@@ -1,0 +1,298 @@
+"""A multi-threaded runtime with the socket designs behind the threading defects (``--defect`` only).
+
+Many third-party Locust workers run a receiver thread, a heartbeat thread, a
+stats thread and user threads that all use the one DEALER socket. This runtime
+re-creates three such designs around the reference worker's sans-IO
+``WorkerSession`` (guarded by a state lock; the socket is the defect):
+
+* ``shared-socket``: no coordination at all. The receiver blocks in recv()
+  while the stats thread and the user threads (which send a ``user_request``
+  message after every request) send, and the heartbeat thread sends and then
+  reads the socket too, waiting for the master's reply. ZeroMQ sockets are not
+  thread-safe: while the master is quiet this mostly survives, but under a
+  storm of messages two threads read the socket at once and libzmq asserts,
+  crashes or stalls. (Under CPython's GIL concurrent *sends* alone break only
+  at rates of ~10^5 messages/s; two readers break within a second.)
+* ``lock-across-recv``: one lock around every socket call, and the receiver
+  holds it while blocked in recv() with no timeout: nothing can be sent until
+  the master sends something, so after the ack the heartbeats stop.
+* ``slow-recv-timeout``: the same lock, held by the receiver through a receive
+  timeout of one heartbeat interval: a heartbeat waits out the receive in
+  progress, up to one interval late.
+
+The heartbeat thread works as locust4j's does: it waits a full interval after
+each heartbeat, samples the CPU over a tenth of an interval, then sends. Some
+threads may be stuck inside the socket at the end, so the process ends with
+``os._exit`` (see ``worker.__main__``). The reference worker is ``worker.runtime``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import psutil
+import zmq
+
+from harness.errors import MalformedFrame
+from harness.protocol.codec import decode, encode
+from harness.protocol.messages import Message, MessageType
+from worker.locks import FairLock
+from worker.session import (
+    EXIT_OK,
+    ApplyUsers,
+    Effect,
+    Exit,
+    Log,
+    Reconnect,
+    Send,
+    StopUsers,
+    WorkerConfig,
+    WorkerSession,
+)
+from worker.stats import RequestStats
+from worker.users import TaskProfile, UserPool
+
+log = logging.getLogger("worker")
+
+DESIGNS = ("shared-socket", "lock-across-recv", "slow-recv-timeout")
+USER_REQUEST = "user_request"  # the custom message user threads send after every request (shared-socket)
+CPU_SAMPLE = 0.1  # the heartbeat thread samples the CPU over this fraction of an interval
+REPLY_WAIT = 8  # shared-socket: how many intervals the heartbeat thread waits for the master's reply
+TICK_POLL = 0.02  # the stats thread's longest sleep, so that it notices new deadlines
+SHUTDOWN_GRACE = 2.0  # how long a signal waits for the quit to get through a busy socket
+FLUSH_ON_EXIT = 0.3  # sends are queued in libzmq: give the last ones this long to leave
+
+
+class _ReportingStats(RequestStats):
+    """Request stats that also call ``on_request`` on the user thread after every request."""
+
+    def __init__(self, now: float, on_request: Callable[[str, float], None]) -> None:
+        super().__init__(now)
+        self._on_request = on_request
+
+    def log_request(self, method: str, name: str, response_time: float, content_length: int, now: float) -> None:
+        super().log_request(method, name, response_time, content_length, now)
+        self._on_request(name, response_time)
+
+
+def _without_heartbeats(effects: list[Effect]) -> list[Effect]:
+    """Heartbeats are the heartbeat thread's: drop the ones the session schedules itself."""
+    return [e for e in effects if not (isinstance(e, Send) and e.message.type == MessageType.HEARTBEAT)]
+
+
+class ThreadedRuntime:
+    """Runs one defective worker (``design`` in ``DESIGNS``) against ``tcp://host:port`` until it exits."""
+
+    def __init__(self, host: str, port: int, config: WorkerConfig, profile: TaskProfile, design: str) -> None:
+        if design not in DESIGNS:
+            raise ValueError(f"unknown threaded design {design!r}; expected one of {DESIGNS}")
+        self.endpoint = f"tcp://{host}:{port}"
+        self.config = config
+        self.design = design
+        self.interval = config.timing.heartbeat_interval
+        self.stats = (
+            _ReportingStats(time.time(), self._report_request) if design == "shared-socket" else RequestStats(time.time())
+        )
+        self._process = psutil.Process()
+        self._cpu = float(self._process.cpu_percent(None))
+        self.session = WorkerSession(config, report=lambda: self.stats.take_report(time.time()), resources=self._resources)
+        self._state = threading.RLock()  # guards the session; the socket's discipline is the defect
+        self._socket_lock: contextlib.AbstractContextManager[object] = (
+            contextlib.nullcontext()  # DEFECT shared-socket: nothing coordinates the threads that use the socket.
+            if design == "shared-socket"
+            else FairLock()  # DEFECT lock-across-recv, slow-recv-timeout: one lock, the receiver's recv() included.
+        )
+        self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self._socket = self._connect()
+        self._done = threading.Event()
+        self._shutdown_at: float | None = None
+        self.pool = UserPool(profile, self.stats, self._locked, self._user_error)
+        self.exit_code: int | None = None
+        self.exit_reason = ""
+
+    def _resources(self) -> tuple[float, int]:
+        return self._cpu, int(self._process.memory_info().rss)
+
+    def _connect(self) -> zmq.Socket[bytes]:
+        sock = self._context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.IDENTITY, self.config.node_id.encode())
+        sock.setsockopt(zmq.LINGER, 0)
+        if self.design == "slow-recv-timeout":
+            # DEFECT slow-recv-timeout: each recv() waits up to a heartbeat interval, holding the socket lock.
+            sock.setsockopt(zmq.RCVTIMEO, max(1, round(self.interval * 1000)))
+        sock.connect(self.endpoint)
+        return sock
+
+    # -- threads -----------------------------------------------------------------------------------
+
+    def _receive_loop(self) -> None:
+        """The receiver thread: recv() under the socket discipline, then handle the message."""
+        while not self._done.is_set():
+            # DEFECT lock-across-recv: the lock is held while recv() blocks with no timeout, so nothing else can
+            # be sent until the master sends something. (slow-recv-timeout: held up to an interval; shared-socket: no lock.)
+            with self._socket_lock:
+                try:
+                    frames = self._socket.recv_multipart()
+                except zmq.Again:  # the receive timeout expired (slow-recv-timeout)
+                    continue
+                except zmq.ZMQError as exc:
+                    if not self._done.is_set():
+                        log.error("Receive failed, the receiver thread ends: %s", exc)
+                    return
+            self._handle(frames)
+
+    def _handle(self, frames: list[bytes]) -> None:
+        now = time.monotonic()
+        with self._state:
+            if len(frames) != 1:
+                self._apply(self.session.malformed(f"{len(frames)} frames in one message (expected 1)"))
+                return
+            try:
+                message = decode(frames[0])
+            except MalformedFrame as exc:
+                self._apply(self.session.malformed(str(exc)))
+                return
+            self._apply(self.session.receive(message, now))
+
+    def _heartbeat_loop(self) -> None:
+        """The heartbeat thread: wait an interval, sample the CPU, send (locust4j's cadence: it drifts)."""
+        while not self._wait(self.interval):
+            self._cpu = float(self._process.cpu_percent(self.interval * CPU_SAMPLE))
+            with self._state:
+                if not self.session.heartbeating:
+                    continue
+                beat = self.session.heartbeat()
+            sent_at = time.monotonic()
+            self._send(beat.message)
+            if self.design == "shared-socket" and self._await_reply(sent_at):
+                return
+
+    def _await_reply(self, sent_at: float) -> bool:
+        """Wait until a master heartbeat arrives after ``sent_at`` (at most REPLY_WAIT intervals); True once done."""
+        # DEFECT shared-socket: request/response heartbeats: the next heartbeat waits for the master's reply,
+        # which this thread reads from the socket itself (see _wait) while the receiver thread reads it too.
+        give_up = sent_at + REPLY_WAIT * self.interval
+        while time.monotonic() < give_up:
+            with self._state:
+                if (self.session.last_master_heartbeat or 0.0) >= sent_at:
+                    return self._done.is_set()
+            if self._wait(self.interval * CPU_SAMPLE):
+                return True
+        return self._done.is_set()
+
+    def _wait(self, seconds: float) -> bool:
+        """Wait ``seconds`` (shared-socket: reading the socket meanwhile); True once the worker is done."""
+        if self.design != "shared-socket":
+            return self._done.wait(seconds)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not self._done.is_set():
+            # DEFECT shared-socket: the heartbeat and stats threads wait by polling the socket (for the master's
+            # replies) and read what arrives, alongside the receiver thread: three readers of one socket.
+            try:
+                if not self._socket.poll(max(1, round((end - time.monotonic()) * 1000)), zmq.POLLIN):
+                    continue
+                frames = self._socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:  # the receiver thread took it
+                continue
+            except zmq.ZMQError as exc:
+                log.warning("%s thread: receive failed: %s", threading.current_thread().name, exc)
+                return self._done.wait(max(0.0, end - time.monotonic()))
+            self._handle(frames)
+        return self._done.is_set()
+
+    def _tick_loop(self) -> None:
+        """The stats thread: stats, logs and every other deadline of the session except heartbeats."""
+        while True:
+            with self._state:
+                deadline = self.session.next_deadline()
+            wait = TICK_POLL if deadline is None else min(TICK_POLL, max(0.0, deadline - time.monotonic()))
+            if self._wait(wait):
+                return
+            with self._state:
+                now = time.monotonic()
+                deadline = self.session.next_deadline()
+                if deadline is not None and now >= deadline:
+                    self._apply(_without_heartbeats(self.session.tick(now)))
+
+    # -- effects (state lock held) -----------------------------------------------------------------
+
+    def _locked(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` under the state lock (the user pool's ``post``: it runs on the controller thread)."""
+        with self._state:
+            fn()
+
+    def _apply(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Send):
+                self._send(effect.message)
+            elif isinstance(effect, ApplyUsers):
+                self.pool.apply(effect.counts, self._on_applied(effect.spawn_id))
+            elif isinstance(effect, StopUsers):
+                self.pool.stop_all(effect.timeout, lambda: self._apply(self.session.users_stopped(time.monotonic())))
+            elif isinstance(effect, Reconnect):
+                with self._socket_lock:
+                    old, self._socket = self._socket, self._connect()
+                    old.close(linger=0)
+                log.info("Reset connection to master")
+            elif isinstance(effect, Log):
+                log.log(logging.getLevelName(effect.level.upper()), effect.text)
+            elif isinstance(effect, Exit):
+                self.exit_code, self.exit_reason = effect.code, effect.reason
+                self.pool.close()
+                self._done.set()
+
+    def _on_applied(self, spawn_id: int) -> Callable[[dict[str, int]], None]:
+        return lambda actual: self._apply(self.session.users_applied(spawn_id, actual))
+
+    def _send(self, message: Message) -> None:
+        """Send from whichever thread this is, under the socket discipline."""
+        frame = encode(message)
+        with self._socket_lock:
+            try:
+                self._socket.send(frame, zmq.NOBLOCK)
+            except zmq.Again:
+                log.warning("Send queue full (master unreachable?): dropped %s", message.type)
+            except zmq.ZMQError as exc:
+                log.warning("Send of %s failed: %s", message.type, exc)
+
+    # -- user threads ------------------------------------------------------------------------------
+
+    def _report_request(self, name: str, response_time: float) -> None:
+        # DEFECT shared-socket: every user thread sends on the socket itself, after every request.
+        self._send(Message(USER_REQUEST, {"name": name, "response_time": response_time}, self.config.node_id))
+
+    def _user_error(self, text: str, tb: str) -> None:
+        with self._state:
+            self._apply(self.session.user_error(text, tb))
+
+    # -- main thread -------------------------------------------------------------------------------
+
+    def request_shutdown(self, reason: str) -> None:
+        """A signal: tell the master on another thread (the socket may be stuck); exit after a grace period."""
+        if self._shutdown_at is None:
+            self._shutdown_at = time.monotonic()
+            threading.Thread(target=self._locked, args=(lambda: self._apply(self.session.shutdown(reason)),), daemon=True).start()
+
+    def run(self) -> int:
+        """Connect, run until the session exits (or a signal's grace period ends), and return the exit code."""
+        with self._state:
+            self._apply(_without_heartbeats(self.session.start(time.monotonic())))
+        for name, target in (("receiver", self._receive_loop), ("heartbeat", self._heartbeat_loop), ("stats", self._tick_loop)):
+            threading.Thread(target=target, name=name, daemon=True).start()
+        while not self._done.wait(0.2):
+            if self._shutdown_at is not None and time.monotonic() - self._shutdown_at > SHUTDOWN_GRACE:
+                log.warning("Exiting without telling the master: the socket is busy")
+                self.exit_code, self.exit_reason = EXIT_OK, "signal (socket busy)"
+                break
+        time.sleep(FLUSH_ON_EXIT)
+        log.info(
+            "Exiting (%s); requests made: %d, failures: %d",
+            self.exit_reason,
+            self.stats.requests_total,
+            self.stats.failures_total,
+        )
+        return self.exit_code if self.exit_code is not None else 70
