@@ -40,7 +40,7 @@ class SocketOwner:
         name: str = "socket-owner",
         close_linger_ms: int = 0,
     ) -> None:
-        self._close_linger_ms = close_linger_ms
+        self.close_linger_ms = close_linger_ms
         self._make_socket = make_socket
         self._on_readable = on_readable
         self._next_deadline = next_deadline
@@ -159,7 +159,7 @@ class SocketOwner:
                 sock.close(linger=0)
             self._watched.clear()
             if self.socket is not None:
-                self.socket.close(linger=self._close_linger_ms)
+                self.socket.close(linger=self.close_linger_ms)
             context.term()
 
     def replace_socket(self, make: Callable[[zmq.Context[zmq.Socket[bytes]]], zmq.Socket[bytes]]) -> None:

@@ -21,13 +21,27 @@ import zmq
 from harness.errors import MalformedFrame
 from harness.owner import RECV_BATCH, SocketOwner
 from harness.protocol.codec import decode, encode
-from worker.session import ApplyUsers, Effect, Exit, Log, Reconnect, Send, StopUsers, WorkerConfig, WorkerSession
+from worker.session import (
+    EXIT_MASTER_LOST,
+    ApplyUsers,
+    Effect,
+    Exit,
+    Log,
+    Reconnect,
+    Send,
+    StopUsers,
+    WorkerConfig,
+    WorkerSession,
+)
 from worker.stats import RequestStats
 from worker.users import TaskProfile, UserPool
 
 log = logging.getLogger("worker")
 
-FLUSH_ON_EXIT_MS = 1000  # how long the final quit may take to leave the socket at exit
+FLUSH_ON_EXIT_MS = 500  # how long the final quit may take to leave the socket at exit
+# Longer than the master needs to notice a closed connection on loopback (well under a millisecond), and within
+# libzmq's own reconnect interval (100 ms): heartbeats due meanwhile leave at most this late.
+RECONNECT_DELAY = 0.05
 
 
 def default_node_id() -> str:
@@ -48,7 +62,7 @@ class WorkerRuntime:
         self.owner = SocketOwner(
             self._connect,
             self._on_readable,
-            self.session.next_deadline,
+            self._next_deadline,
             self._on_deadline,
             time.monotonic,
             name="worker-dealer",
@@ -57,17 +71,38 @@ class WorkerRuntime:
         self.pool = UserPool(profile, self.stats, self.owner.post, self._user_error)
         self.exit_code: int | None = None
         self.exit_reason = ""
+        self._connect_at: float | None = None  # a new socket waits this long before it connects (see RECONNECT_DELAY)
 
     def _resources(self) -> tuple[float, int]:
         return float(self._process.cpu_percent(None)), int(self._process.memory_info().rss)
 
-    def _connect(self, context: zmq.Context[zmq.Socket[bytes]]) -> zmq.Socket[bytes]:
+    def _socket(self, context: zmq.Context[zmq.Socket[bytes]]) -> zmq.Socket[bytes]:
         sock = context.socket(zmq.DEALER)
         sock.setsockopt(zmq.IDENTITY, self.config.node_id.encode())
         sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
         sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 30)
+        return sock
+
+    def _connect(self, context: zmq.Context[zmq.Socket[bytes]]) -> zmq.Socket[bytes]:
+        sock = self._socket(context)
         sock.connect(self.endpoint)
         return sock
+
+    def _reconnect(self) -> None:
+        """A new socket with the same identity, connected only once the master has seen the old one go.
+
+        A ROUTER without ROUTER_HANDOVER (Locust's) rejects a connection whose identity is still attached, and
+        the rejected DEALER stays silent for good. So the new socket waits RECONNECT_DELAY before it connects;
+        what is sent meanwhile queues in it and leaves on connect.
+        """
+        self.owner.replace_socket(self._socket)
+        self._connect_at = time.monotonic() + RECONNECT_DELAY
+
+    def _next_deadline(self) -> float | None:
+        session = self.session.next_deadline()
+        if self._connect_at is None:
+            return session
+        return self._connect_at if session is None else min(session, self._connect_at)
 
     # -- owner thread ------------------------------------------------------------------------------
 
@@ -91,7 +126,11 @@ class WorkerRuntime:
                 return  # exiting, or a reconnect replaced (and closed) this socket
 
     def _on_deadline(self) -> None:
-        self._apply(self.session.tick(time.monotonic()))
+        now = time.monotonic()
+        if self._connect_at is not None and now >= self._connect_at and self.owner.socket is not None:
+            self._connect_at = None
+            self.owner.socket.connect(self.endpoint)
+        self._apply(self.session.tick(now))
 
     def _apply(self, effects: list[Effect]) -> None:
         for effect in effects:
@@ -102,12 +141,14 @@ class WorkerRuntime:
             elif isinstance(effect, StopUsers):
                 self.pool.stop_all(effect.timeout, lambda: self._apply(self.session.users_stopped(time.monotonic())))
             elif isinstance(effect, Reconnect):
-                self.owner.replace_socket(self._connect)
+                self._reconnect()
                 log.info("Reset connection to master")
             elif isinstance(effect, Log):
                 log.log(logging.getLevelName(effect.level.upper()), effect.text)
             elif isinstance(effect, Exit):
                 self.exit_code, self.exit_reason = effect.code, effect.reason
+                if effect.code == EXIT_MASTER_LOST:
+                    self.owner.close_linger_ms = 0  # nobody is there to receive the quit: do not wait for it
                 self.pool.close()
                 self.owner.request_stop()
 

@@ -5,25 +5,27 @@ stats thread and user threads that all use the one DEALER socket. This runtime
 re-creates three such designs around the reference worker's sans-IO
 ``WorkerSession`` (guarded by a state lock; the socket is the defect):
 
-* ``shared-socket``: no coordination at all. The receiver blocks in recv()
-  while the stats thread and the user threads (which send a ``user_request``
-  message after every request) send, and the heartbeat thread sends and then
-  reads the socket too, waiting for the master's reply. ZeroMQ sockets are not
-  thread-safe: while the master is quiet this mostly survives, but under a
-  storm of messages two threads read the socket at once and libzmq asserts,
-  crashes or stalls. (Under CPython's GIL concurrent *sends* alone break only
-  at rates of ~10^5 messages/s; two readers break within a second.)
+* ``shared-socket``: no coordination at all. The receiver blocks in recv();
+  the user threads send a ``user_request`` message after every request; the
+  heartbeat thread sends, then waits for the master's reply, and it and the
+  stats thread wait by polling the socket and reading what arrives. ZeroMQ
+  sockets are not thread-safe: while the master is quiet this survives, but a
+  storm of messages makes the readers collide inside libzmq, which asserts,
+  crashes, or loses a wake-up so that nothing is received any more (then the
+  heartbeat thread, waiting for a reply, sends only every 8 intervals).
+  Concurrent *sends* alone, under CPython's GIL, break only at ~10^5 msg/s.
 * ``lock-across-recv``: one lock around every socket call, and the receiver
   holds it while blocked in recv() with no timeout: nothing can be sent until
   the master sends something, so after the ack the heartbeats stop.
 * ``slow-recv-timeout``: the same lock, held by the receiver through a receive
   timeout of one heartbeat interval: a heartbeat waits out the receive in
-  progress, up to one interval late.
+  progress, up to one interval late (gaps of ~2 intervals).
 
-The heartbeat thread works as locust4j's does: it waits a full interval after
-each heartbeat, samples the CPU over a tenth of an interval, then sends. Some
-threads may be stuck inside the socket at the end, so the process ends with
-``os._exit`` (see ``worker.__main__``). The reference worker is ``worker.runtime``.
+The heartbeat thread has the drifting cadence of many Java workers: it waits a
+full interval after each heartbeat, samples the CPU over a tenth of an
+interval, then sends. Some threads may be stuck inside the socket at the end,
+so the process ends with ``os._exit`` (see ``worker.__main__``). The reference
+worker is ``worker.runtime``.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ log = logging.getLogger("worker")
 DESIGNS = ("shared-socket", "lock-across-recv", "slow-recv-timeout")
 USER_REQUEST = "user_request"  # the custom message user threads send after every request (shared-socket)
 CPU_SAMPLE = 0.1  # the heartbeat thread samples the CPU over this fraction of an interval
+REPLY_POLL = 0.001  # shared-socket: how often the heartbeat and stats threads look at the socket
 REPLY_WAIT = 8  # shared-socket: how many intervals the heartbeat thread waits for the master's reply
 TICK_POLL = 0.02  # the stats thread's longest sleep, so that it notices new deadlines
 SHUTDOWN_GRACE = 2.0  # how long a signal waits for the quit to get through a busy socket
@@ -159,7 +162,7 @@ class ThreadedRuntime:
             self._apply(self.session.receive(message, now))
 
     def _heartbeat_loop(self) -> None:
-        """The heartbeat thread: wait an interval, sample the CPU, send (locust4j's cadence: it drifts)."""
+        """The heartbeat thread: wait an interval, sample the CPU, send (the cadence drifts by design)."""
         while not self._wait(self.interval):
             self._cpu = float(self._process.cpu_percent(self.interval * CPU_SAMPLE))
             with self._state:
@@ -193,10 +196,9 @@ class ThreadedRuntime:
             # DEFECT shared-socket: the heartbeat and stats threads wait by polling the socket (for the master's
             # replies) and read what arrives, alongside the receiver thread: three readers of one socket.
             try:
-                if not self._socket.poll(max(1, round((end - time.monotonic()) * 1000)), zmq.POLLIN):
-                    continue
                 frames = self._socket.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:  # the receiver thread took it
+            except zmq.Again:
+                self._done.wait(REPLY_POLL)
                 continue
             except zmq.ZMQError as exc:
                 log.warning("%s thread: receive failed: %s", threading.current_thread().name, exc)

@@ -7,12 +7,19 @@ import fnmatch
 from harness.catalog import handshake, heartbeat, malformed, reconnect, spawn, stats, stop_quit, storms, timing  # noqa: F401
 from harness.catalog.base import CATEGORIES, REGISTRY, Case, CaseContext
 
-__all__ = ["CATEGORIES", "Case", "CaseContext", "all_cases", "select"]
+__all__ = ["CATEGORIES", "REGISTRY_IDS", "Case", "CaseContext", "all_cases", "by_id", "select"]
+
+REGISTRY_IDS = frozenset(REGISTRY)
 
 
 def all_cases() -> list[Case]:
     """Every case, by category then id."""
     return sorted(REGISTRY.values(), key=lambda c: (CATEGORIES.index(c.category), c.id))
+
+
+def by_id(case_id: str) -> Case:
+    """One case by its exact id."""
+    return REGISTRY[case_id]
 
 
 def select(patterns: str | None) -> list[Case]:

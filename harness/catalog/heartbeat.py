@@ -18,7 +18,7 @@ from harness.verdicts import Verdict
 )
 def idle_cadence(ctx: CaseContext) -> None:
     ctx.handshake()
-    ctx.observe(6)
+    ctx.observe(5)
 
 
 @case(
@@ -32,23 +32,23 @@ def idle_cadence(ctx: CaseContext) -> None:
 def running_cadence(ctx: CaseContext) -> None:
     ctx.handshake()
     ctx.spawn(10)
-    ctx.observe(6)
+    ctx.observe(5)
 
 
 @case(
     "heartbeat/03-no-master-replies",
     "heartbeat",
     "Heartbeats do not wait for the master's replies",
-    "with the master's heartbeat replies switched off for 8 intervals, heartbeats keep their cadence and the worker stays",
+    "with the master's heartbeat replies switched off for 5 intervals, heartbeats keep their cadence and the worker stays",
     "§3.2, §5.3",
     14,
 )
 def no_master_replies(ctx: CaseContext) -> None:
     ctx.handshake()
     ctx.master.set_auto(heartbeat=False)
-    ctx.observe(6)
+    ctx.observe(5)
     ctx.master.set_auto(heartbeat=True)
-    ctx.expect_none(MessageType.QUIT, 2)
+    ctx.expect_none(MessageType.QUIT, 1)
 
 
 @case(
@@ -62,7 +62,7 @@ def no_master_replies(ctx: CaseContext) -> None:
 def delayed_replies(ctx: CaseContext) -> None:
     ctx.handshake()
     ctx.master.install_faults(FaultPlan((Fault("delay", types=("heartbeat",), seconds=ctx.s(0.5), jitter=ctx.s(0.5)),), seed=4))
-    ctx.observe(6)
+    ctx.observe(5)
 
 
 @case(
@@ -76,7 +76,7 @@ def delayed_replies(ctx: CaseContext) -> None:
 def dropped_replies(ctx: CaseContext) -> None:
     ctx.handshake()
     ctx.master.install_faults(FaultPlan((Fault("drop", types=("heartbeat",), probability=0.5),), seed=5))
-    ctx.observe(6)
+    ctx.observe(5)
     ctx.expect_none(MessageType.QUIT, 1)
 
 

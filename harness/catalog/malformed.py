@@ -34,7 +34,7 @@ def _register(number: int, kind: str, what: str) -> None:
         node = ctx.master.default_worker()
         for frames in malformed_variants(kind, node):
             ctx.master.send_raw(frames)
-        ctx.observe(2)
+        ctx.observe(1.5)
         ctx.spawn(2)
 
 

@@ -154,7 +154,7 @@ def final_on_quit(ctx: CaseContext) -> None:
 def deltas(ctx: CaseContext) -> None:
     ctx.handshake()
     ctx.spawn(4)
-    ctx.observe(8)
+    ctx.observe(7)
     series = [d.get("stats_total", {}) for _, d in _stats(ctx)]
     series = [s for s in series if isinstance(s, dict) and s.get("num_requests", 0) > 0]
     for before, after in zip(series, series[1:], strict=False):

@@ -10,7 +10,7 @@ THREADS = 2
 RATE = 1500.0  # messages per second per thread: ~3k/s in all, bounded by the duration
 
 
-def _storm(ctx: CaseContext, mix: tuple[tuple[str, float], ...], intervals: float = 6) -> None:
+def _storm(ctx: CaseContext, mix: tuple[tuple[str, float], ...], intervals: float = 5) -> None:
     result = ctx.master.storm(StormSpec(threads=THREADS, rate=RATE, duration=ctx.s(intervals), mix=mix, seed=7))
     if result.refused:
         ctx.note(
@@ -25,7 +25,7 @@ def _storm(ctx: CaseContext, mix: tuple[tuple[str, float], ...], intervals: floa
     "storms/01-unknown-type-flood",
     "storms",
     "Heartbeats survive a flood of unknown messages",
-    "while the master sends ~3000 unknown-type messages/s for 6 intervals, heartbeats keep their cadence",
+    "while the master sends ~3000 unknown-type messages/s for 5 intervals, heartbeats keep their cadence",
     "§3.0, §5.2",
     16,
 )
@@ -40,7 +40,7 @@ def unknown_flood(ctx: CaseContext) -> None:
     "storms/02-heartbeat-flood",
     "storms",
     "Heartbeats survive a flood of master heartbeats",
-    "~3000 master heartbeats/s for 6 intervals; the worker's own heartbeats keep their cadence",
+    "~3000 master heartbeats/s for 5 intervals; the worker's own heartbeats keep their cadence",
     "§3.2, §5.2",
     16,
 )
