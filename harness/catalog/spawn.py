@@ -127,8 +127,6 @@ def odd_parsed_options(ctx: CaseContext) -> None:
         "none": None,
         "when": datetime.datetime(2024, 1, 2, 3, 4, 5, 678901),
         "big": 2**62,
-        "tags": ["a", "b"],
-        "exclude_tags": None,
         "expect_workers": 1,
         "custom_arg": {"deep": {"deeper": []}},
     }

@@ -18,6 +18,8 @@ if _scale != 1:
     runners.CONNECT_TIMEOUT = runners.CONNECT_TIMEOUT * _scale
     runners.WORKER_REPORT_INTERVAL = runners.WORKER_REPORT_INTERVAL * _scale
     runners.FALLBACK_INTERVAL = runners.FALLBACK_INTERVAL * _scale
+    runners.CPU_MONITOR_INTERVAL = runners.CPU_MONITOR_INTERVAL * _scale
+    runners.WORKER_LOG_REPORT_INTERVAL = runners.WORKER_LOG_REPORT_INTERVAL * _scale
 
 
 class ConformanceUser(User):
