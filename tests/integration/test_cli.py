@@ -142,3 +142,10 @@ def test_master_command_against_a_separately_started_worker(tmp_path: Path) -> N
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait(5)
+
+
+def test_catalog_page_is_in_step_with_the_code() -> None:
+    page = Path(__file__).resolve().parents[2] / "docs" / "catalog.md"
+    assert page.read_text() == run_cli("list", "--markdown").stdout, (
+        "regenerate: locust-conformance list --markdown > docs/catalog.md"
+    )
