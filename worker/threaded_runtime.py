@@ -7,13 +7,14 @@ re-creates three such designs around the reference worker's sans-IO
 
 * ``shared-socket``: no coordination at all. The receiver blocks in recv();
   the user threads send a ``user_request`` message after every request; the
-  heartbeat thread sends, then waits for the master's reply, and it and the
-  stats thread wait by polling the socket and reading what arrives. ZeroMQ
-  sockets are not thread-safe: while the master is quiet this survives, but a
-  storm of messages makes the readers collide inside libzmq, which asserts,
-  crashes, or loses a wake-up so that nothing is received any more (then the
-  heartbeat thread, waiting for a reply, sends only every 8 intervals).
-  Concurrent *sends* alone, under CPython's GIL, break only at ~10^5 msg/s.
+  heartbeat thread sends, then waits for the master's reply; and it and the
+  stats thread wait by trying a non-blocking read every half millisecond.
+  ZeroMQ sockets are not thread-safe: while the master is quiet the readers
+  rarely meet (an empty socket), but a storm of messages makes them collide
+  inside libzmq, which asserts, crashes, or loses a wake-up so that nothing is
+  received any more (then the heartbeat thread, waiting for a reply, sends only
+  every 8 intervals). Under CPython's GIL concurrent *sends* alone break only at
+  ~10^5 messages/s, hence the readers.
 * ``lock-across-recv``: one lock around every socket call, and the receiver
   holds it while blocked in recv() with no timeout: nothing can be sent until
   the master sends something, so after the ack the heartbeats stop.
@@ -63,10 +64,10 @@ log = logging.getLogger("worker")
 DESIGNS = ("shared-socket", "lock-across-recv", "slow-recv-timeout")
 USER_REQUEST = "user_request"  # the custom message user threads send after every request (shared-socket)
 CPU_SAMPLE = 0.1  # the heartbeat thread samples the CPU over this fraction of an interval
-REPLY_POLL = 0.0002  # shared-socket: how often the heartbeat and stats threads look at the socket
+REPLY_POLL = 0.0005  # shared-socket: how often the heartbeat and stats threads try to read the socket
 REPLY_WAIT = 8  # shared-socket: how many intervals the heartbeat thread waits for the master's reply
 TICK_POLL = 0.02  # the stats thread's longest sleep, so that it notices new deadlines
-SHUTDOWN_GRACE = 2.0  # how long a signal waits for the quit to get through a busy socket
+SHUTDOWN_GRACE = 1.0  # how long a signal waits for the quit to get through a busy socket
 FLUSH_ON_EXIT = 0.3  # sends are queued in libzmq: give the last ones this long to leave
 
 
@@ -80,6 +81,11 @@ class _ReportingStats(RequestStats):
     def log_request(self, method: str, name: str, response_time: float, content_length: int, now: float) -> None:
         super().log_request(method, name, response_time, content_length, now)
         self._on_request(name, response_time)
+
+
+def _call(fn: Callable[[], None]) -> None:
+    """The user pool's ``post``: run its callback at once, on the controller thread."""
+    fn()
 
 
 def _without_heartbeats(effects: list[Effect]) -> list[Effect]:
@@ -113,7 +119,7 @@ class ThreadedRuntime:
         self._socket = self._connect()
         self._done = threading.Event()
         self._shutdown_at: float | None = None
-        self.pool = UserPool(profile, self.stats, self._locked, self._user_error)
+        self.pool = UserPool(profile, self.stats, _call, self._user_error)  # its callbacks lock for themselves
         self.exit_code: int | None = None
         self.exit_reason = ""
 
@@ -150,16 +156,16 @@ class ThreadedRuntime:
 
     def _handle(self, frames: list[bytes]) -> None:
         now = time.monotonic()
-        with self._state:
-            if len(frames) != 1:
-                self._apply(self.session.malformed(f"{len(frames)} frames in one message (expected 1)"))
-                return
-            try:
-                message = decode(frames[0])
-            except MalformedFrame as exc:
-                self._apply(self.session.malformed(str(exc)))
-                return
-            self._apply(self.session.receive(message, now))
+        if len(frames) != 1:
+            self._apply(self._session(lambda: self.session.malformed(f"{len(frames)} frames in one message (expected 1)")))
+            return
+        try:
+            message = decode(frames[0])
+        except MalformedFrame as exc:
+            problem = str(exc)
+            self._apply(self._session(lambda: self.session.malformed(problem)))
+            return
+        self._apply(self._session(lambda: self.session.receive(message, now)))
 
     def _heartbeat_loop(self) -> None:
         """The heartbeat thread: wait an interval, sample the CPU, send (the cadence drifts by design)."""
@@ -193,8 +199,8 @@ class ThreadedRuntime:
             return self._done.wait(seconds)
         end = time.monotonic() + seconds
         while time.monotonic() < end and not self._done.is_set():
-            # DEFECT shared-socket: the heartbeat and stats threads wait by polling the socket (for the master's
-            # replies) and read what arrives, alongside the receiver thread: three readers of one socket.
+            # DEFECT shared-socket: the heartbeat and stats threads wait by reading the socket (for the master's
+            # replies) and handle what arrives, alongside the receiver thread: three readers of one socket.
             try:
                 frames = self._socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -217,24 +223,25 @@ class ThreadedRuntime:
             with self._state:
                 now = time.monotonic()
                 deadline = self.session.next_deadline()
-                if deadline is not None and now >= deadline:
-                    self._apply(_without_heartbeats(self.session.tick(now)))
+                effects = self.session.tick(now) if deadline is not None and now >= deadline else []
+            self._apply(_without_heartbeats(effects))
 
-    # -- effects (state lock held) -----------------------------------------------------------------
+    # -- effects -----------------------------------------------------------------------------------
 
-    def _locked(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` under the state lock (the user pool's ``post``: it runs on the controller thread)."""
+    def _session(self, call: Callable[[], list[Effect]]) -> list[Effect]:
+        """Call the session under the state lock; its effects are applied after, with the lock released."""
         with self._state:
-            fn()
+            return call()
 
     def _apply(self, effects: list[Effect]) -> None:
+        """Carry out effects on this thread, never holding the state lock (sends may wait for the socket)."""
         for effect in effects:
             if isinstance(effect, Send):
                 self._send(effect.message)
             elif isinstance(effect, ApplyUsers):
                 self.pool.apply(effect.counts, self._on_applied(effect.spawn_id))
             elif isinstance(effect, StopUsers):
-                self.pool.stop_all(effect.timeout, lambda: self._apply(self.session.users_stopped(time.monotonic())))
+                self.pool.stop_all(effect.timeout, self._on_stopped)
             elif isinstance(effect, Reconnect):
                 with self._socket_lock:
                     old, self._socket = self._socket, self._connect()
@@ -248,7 +255,10 @@ class ThreadedRuntime:
                 self._done.set()
 
     def _on_applied(self, spawn_id: int) -> Callable[[dict[str, int]], None]:
-        return lambda actual: self._apply(self.session.users_applied(spawn_id, actual))
+        return lambda actual: self._apply(self._session(lambda: self.session.users_applied(spawn_id, actual)))
+
+    def _on_stopped(self) -> None:
+        self._apply(self._session(lambda: self.session.users_stopped(time.monotonic())))
 
     def _send(self, message: Message) -> None:
         """Send from whichever thread this is, under the socket discipline."""
@@ -268,8 +278,7 @@ class ThreadedRuntime:
         self._send(Message(USER_REQUEST, {"name": name, "response_time": response_time}, self.config.node_id))
 
     def _user_error(self, text: str, tb: str) -> None:
-        with self._state:
-            self._apply(self.session.user_error(text, tb))
+        self._apply(self._session(lambda: self.session.user_error(text, tb)))
 
     # -- main thread -------------------------------------------------------------------------------
 
@@ -277,13 +286,19 @@ class ThreadedRuntime:
         """A signal: tell the master on another thread (the socket may be stuck); exit after a grace period."""
         if self._shutdown_at is None:
             self._shutdown_at = time.monotonic()
-            threading.Thread(target=self._locked, args=(lambda: self._apply(self.session.shutdown(reason)),), daemon=True).start()
+            threading.Thread(target=self._shutdown, args=(reason,), name="shutdown", daemon=True).start()
+
+    def _shutdown(self, reason: str) -> None:
+        self._apply(self._session(lambda: self.session.shutdown(reason)))
 
     def run(self) -> int:
         """Connect, run until the session exits (or a signal's grace period ends), and return the exit code."""
-        with self._state:
-            self._apply(_without_heartbeats(self.session.start(time.monotonic())))
-        for name, target in (("receiver", self._receive_loop), ("heartbeat", self._heartbeat_loop), ("stats", self._tick_loop)):
+        self._apply(_without_heartbeats(self._session(lambda: self.session.start(time.monotonic()))))
+        threads = {"receiver": self._receive_loop, "heartbeat": self._heartbeat_loop, "stats": self._tick_loop}
+        if self.design == "shared-socket":
+            # DEFECT shared-socket: a master-liveness watchdog blocks in recv() too, waiting for master heartbeats.
+            threads["watchdog"] = self._receive_loop
+        for name, target in threads.items():
             threading.Thread(target=target, name=name, daemon=True).start()
         while not self._done.wait(0.2):
             if self._shutdown_at is not None and time.monotonic() - self._shutdown_at > SHUTDOWN_GRACE:
