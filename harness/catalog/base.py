@@ -57,7 +57,6 @@ class CaseContext:
     user_class: str
     findings: list[Finding] = field(default_factory=list)
     exempt: list[tuple[float, float, str]] = field(default_factory=list)
-    exit_deadline: float | None = None  # if set, the worker must exit within this many seconds after the body
 
     @property
     def interval(self) -> float:
@@ -142,7 +141,6 @@ class CaseContext:
         code = self.process.wait(self.s(within))
         if code is None:
             self.note(Verdict.FAILED, "shutdown.exit", f"the process exits within {self.s(within):.2f} s", "still running")
-        self.exit_deadline = None
 
     def note(self, verdict: Verdict, oracle: str, expected: str, observed: str) -> None:
         """Record a case-specific finding."""
