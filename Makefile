@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 report: $(STAMP)
-	$(BIN)/locust-conformance run --worker reference --report reports
+	$(BIN)/locust-conformance run --worker reference
 
 test: $(STAMP)
 	$(BIN)/ruff check .
