@@ -15,12 +15,12 @@ from pathlib import Path
 from fakemaster.master import FakeMaster
 from fakemaster.script import load_script, run_script
 from harness.catalog import CATEGORIES, Case, select
-from harness.errors import ProtocolViolation, ScenarioError
+from harness.errors import ScenarioError
 from harness.launcher import BUILTIN_WORKERS, render_command
 from harness.protocol.timing import LOCUST_TIMING
 from harness.runner import DEFAULT_INTERVAL, CaseResult, RunConfig, run_catalog
 from harness.scenario import Verdict as ScenarioVerdict
-from harness.scenario import new_report_dir, run_scenario
+from harness.scenario import judge_script, new_report_dir, run_scenario
 from harness.trace import format_record
 from harness.verdicts import Verdict
 
@@ -200,11 +200,10 @@ def cmd_master(args: argparse.Namespace) -> int:
     if result.error is None and not errors:
         print(f"OK: {result.steps_run} steps passed")
         return EXIT_OK
-    reason = f"{result.failed_step}: {result.error}" if result.error else f"protocol violation: {errors[0]}"
-    if result.error is None or isinstance(result.error, ProtocolViolation):
-        verdict = ScenarioVerdict.FAILED
+    if result.error is None:
+        verdict, reason = ScenarioVerdict.FAILED, f"protocol violation: {errors[0]}"
     else:
-        verdict = ScenarioVerdict.SCENARIO if isinstance(result.error, ScenarioError) else ScenarioVerdict.UNKNOWN
+        verdict, reason = judge_script(result.error, result.failed_step)
     print(f"{verdict.value}: {reason}")
     return SCENARIO_EXIT[verdict]
 

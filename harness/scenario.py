@@ -106,7 +106,7 @@ def run_scenario(
             else:
                 result = run_script(master, script, process)
                 outcome.steps_run = result.steps_run
-                outcome.verdict, outcome.reason = _judge(result.error, result.failed_step, process.poll())
+                outcome.verdict, outcome.reason = judge_script(result.error, result.failed_step, process.poll())
             outcome.worker_exit = process.stop()
     except ScenarioError as exc:
         outcome.verdict, outcome.reason = Verdict.SCENARIO, str(exc)
@@ -120,7 +120,8 @@ def run_scenario(
     return outcome
 
 
-def _judge(error: ConformanceError | None, step: object, exit_code: int | None) -> tuple[Verdict, str]:
+def judge_script(error: ConformanceError | None, step: object, exit_code: int | None = None) -> tuple[Verdict, str]:
+    """The verdict of a script run from the error that stopped it: whose fault it was, and why."""
     died = f" (the worker process had ended: {describe_exit(exit_code)})" if exit_code is not None else ""
     if error is None:
         return Verdict.OK, "every step passed"
