@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from harness.catalog import all_cases
 from harness.runner import RunConfig, run_catalog
@@ -29,7 +30,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i in range(1, args.runs + 1):
         with tempfile.TemporaryDirectory() as tmp:
             started = time.monotonic()

@@ -17,6 +17,7 @@ from fakemaster.script import load_script, run_script
 from harness.catalog import CATEGORIES, Case, select
 from harness.errors import ScenarioError
 from harness.launcher import BUILTIN_WORKERS, render_command
+from harness.mutation import MUTANTS, MUTANTS_BY_DEFECT, Matrix, grid, run_matrix, summary_table
 from harness.protocol.timing import LOCUST_TIMING
 from harness.runner import DEFAULT_INTERVAL, CaseResult, RunConfig, run_catalog
 from harness.scenario import Verdict as ScenarioVerdict
@@ -81,6 +82,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--user-class", default="ConformanceUser", help="the user class name spawns ask for")
     run.add_argument("--script", type=Path, default=None, help="run this script (JSON or TOML) instead of the catalog")
+
+    mutants = sub.add_parser(
+        "mutants",
+        help="the mutation matrix: the clean reference worker and each named defect, caught or missed, with rates",
+        epilog="exit codes: 0 every defect caught by its intended case at --min-rate and the clean worker by none; "
+        "1 otherwise; 3 usage error",
+        formatter_class=fmt,
+    )
+    mutants.add_argument("--runs", type=int, default=3, help="runs of each subject on each of its cases (default 3)")
+    mutants.add_argument("--defects", default=None, help="comma-separated defect names (default: all; see --list)")
+    mutants.add_argument("--cases", default=None, help="columns: case globs (default: every defect's intended case)")
+    mutants.add_argument("--cross", action="store_true", help="run every defect on every column, not just its intended case")
+    mutants.add_argument("--min-rate", type=float, default=0.95, help="the catch rate a defect needs (default 0.95)")
+    mutants.add_argument("--heartbeat-interval", type=float, default=DEFAULT_INTERVAL)
+    mutants.add_argument("--report", type=Path, default=None, help="report folder (default: reports/<UTC time>-mutants/)")
+    mutants.add_argument("--list", action="store_true", help="list each defect with its intended case and exit")
 
     master = sub.add_parser(
         "master", help="run a script as a fake master against a worker started separately", epilog=EPILOG, formatter_class=fmt
@@ -186,6 +203,56 @@ def _run_script(args: argparse.Namespace) -> int:
     return SCENARIO_EXIT[outcome.verdict]
 
 
+def cmd_mutants(args: argparse.Namespace) -> int:
+    if args.list:
+        for m in MUTANTS:
+            print(f"{m.defect:<26} {', '.join(m.cases):<36} {m.verdict.value:<13} {'|'.join(m.oracles)}")
+        return EXIT_OK
+    names = [d.strip() for d in args.defects.split(",") if d.strip()] if args.defects else [m.defect for m in MUTANTS]
+    unknown = [d for d in names if d not in MUTANTS_BY_DEFECT]
+    if unknown:
+        raise ScenarioError(f"no such defect {', '.join(unknown)} (see 'locust-conformance mutants --list')")
+    if args.runs < 1:
+        raise ScenarioError("--runs must be at least 1")
+    chosen = [MUTANTS_BY_DEFECT[d] for d in names]
+    cases = [c.id for c in select(args.cases)] if args.cases else None
+    if cases == []:
+        raise ScenarioError(f"no case matches {args.cases!r} (see 'locust-conformance list')")
+    folder = _report_folder(args, "mutants")
+    out = folder / "matrix.json"
+    print(f"mutation matrix: clean + {len(chosen)} defects, {args.runs} runs; report in {folder}", flush=True)
+
+    def progress(run: int, subject: str, result: CaseResult, caught: bool) -> None:
+        mark = "caught" if caught else "-"
+        print(
+            f"[run {run:>2}/{args.runs}] {subject:<26} {result.case.id:<36} {result.verdict.value:<13} {mark:<7}"
+            f" {result.duration:5.1f} s",
+            flush=True,
+        )
+
+    def save(matrix: Matrix) -> None:
+        out.write_text(json.dumps(matrix.to_json(), indent=2) + "\n", "utf-8")
+
+    matrix = run_matrix(
+        chosen,
+        runs=args.runs,
+        cases=cases,
+        cross=args.cross,
+        heartbeat_interval=args.heartbeat_interval,
+        min_rate=args.min_rate,
+        report=folder,
+        progress=progress,
+        save=save,
+    )
+    save(matrix)
+    print(f"\n{summary_table(matrix)}\n\n{grid(matrix)}\n")
+    problems = matrix.problems()
+    for problem in problems:
+        print(f"PROBLEM: {problem}")
+    print(f"{'FAILED' if problems else 'OK'} in {matrix.duration:.0f} s; matrix: {out}")
+    return EXIT_FAILED if problems else EXIT_OK
+
+
 def cmd_master(args: argparse.Namespace) -> int:
     script = load_script(args.script)
     interval = args.heartbeat_interval or script.heartbeat_interval
@@ -210,7 +277,7 @@ def cmd_master(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"list": cmd_list, "run": cmd_run, "master": cmd_master}
+    commands = {"list": cmd_list, "run": cmd_run, "mutants": cmd_mutants, "master": cmd_master}
     try:
         return commands[args.command](args)
     except ScenarioError as exc:

@@ -28,6 +28,11 @@ _RANK = {
 }
 
 
+def rank(verdict: Verdict) -> int:
+    """How bad ``verdict`` is: OK 0 ... FAILED 5 (UNKNOWN ranks below FAILED: evidence of a bug stands)."""
+    return _RANK[verdict]
+
+
 def worst(verdicts: Iterable[Verdict]) -> Verdict:
     """The merged verdict: the highest-ranked one, OK for none."""
     return max(verdicts, key=_RANK.__getitem__, default=Verdict.OK)

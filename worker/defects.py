@@ -2,8 +2,8 @@
 
 Each is off unless ``python -m worker --defect NAME`` asks for it, and each is
 one clearly marked deviation (``# DEFECT <name>:``) in ``worker.session`` (the
-protocol-logic bugs) or a different runtime, ``worker.threaded_runtime`` (the
-threading bugs). They exist so that the harness's oracles can be shown to catch
+protocol-logic bugs), ``worker.runtime`` (cumulative-stats) or a different
+runtime, ``worker.threaded_runtime`` (the threading bugs). They exist so that the harness's oracles can be shown to catch
 each bug class; the reference worker without ``--defect`` is unchanged.
 """
 
@@ -31,6 +31,13 @@ DEFECTS: dict[str, str] = {
     "late-heartbeats": "heartbeats every 1.7 intervals: gaps over 1.5x, yet never long enough to be marked missing",
     "silent-after-spawn": "no heartbeat for 6 intervals after each spawn: the real master marks it missing",
     "heartbeat-before-ack": "heartbeats start before the ack: the first message is a heartbeat, not client_ready",
+    "deaf-after-garbage": "the receive loop dies on an undecodable frame (as Locust 2.47's own worker): heartbeats go on, "
+    "nothing the master sends is handled any more",
+    "cumulative-stats": "stats reports are never reset: each one repeats everything since start instead of a delta",
+    "no-client-ready-retry": "client_ready is sent once and never retried: a lost ack leaves the worker waiting forever",
+    "impatient-master-timeout": "gives up on the master after 2 intervals without a master heartbeat (Locust allows 60)",
+    "silent-sigterm": "on SIGTERM exits at once without sending quit: the master only notices when it goes missing",
+    "stale-heartbeat-state": "heartbeats always say 'ready', even while spawning or running",
 }
 
 # Bugs of the socket design rather than of the protocol logic: each needs its own runtime, so at most one.

@@ -14,6 +14,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import psutil
 import zmq
@@ -58,7 +59,7 @@ class WorkerRuntime:
         self.stats = RequestStats(time.time())
         self._process = psutil.Process()
         self._process.cpu_percent(None)
-        self.session = WorkerSession(config, report=lambda: self.stats.take_report(time.time()), resources=self._resources)
+        self.session = WorkerSession(config, report=self._take_report, resources=self._resources)
         self.owner = SocketOwner(
             self._connect,
             self._on_readable,
@@ -72,6 +73,10 @@ class WorkerRuntime:
         self.exit_code: int | None = None
         self.exit_reason = ""
         self._connect_at: float | None = None  # a new socket waits this long before it connects (see RECONNECT_DELAY)
+
+    def _take_report(self) -> dict[str, Any]:
+        # DEFECT cumulative-stats: the counters are never reset, so every report repeats all earlier ones.
+        return self.stats.take_report(time.time(), reset="cumulative-stats" not in self.config.defects)
 
     def _resources(self) -> tuple[float, int]:
         return float(self._process.cpu_percent(None)), int(self._process.memory_info().rss)

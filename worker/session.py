@@ -106,6 +106,7 @@ class WorkerSession:
     _deadlines: dict[str, float] = field(default_factory=dict)
     _deferred: deque[Message] = field(default_factory=deque)
     _logs_sent: int = 0
+    _deaf: bool = False  # only with the deaf-after-garbage defect
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -139,9 +140,9 @@ class WorkerSession:
     def heartbeat(self) -> Send:
         """A heartbeat with the current state and resource usage."""
         cpu, rss = self.resources()
-        return self._msg(
-            MessageType.HEARTBEAT, {"state": self.reported_state, "current_cpu_usage": cpu, "current_memory_usage": rss}
-        )
+        # DEFECT stale-heartbeat-state: the state is read once at start-up and never again.
+        state = "ready" if self._defective("stale-heartbeat-state") else self.reported_state
+        return self._msg(MessageType.HEARTBEAT, {"state": state, "current_cpu_usage": cpu, "current_memory_usage": rss})
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -194,6 +195,9 @@ class WorkerSession:
     def _connect_retry(self, now: float) -> list[Effect]:
         retries = self.config.timing.connect_retry_count
         failed = self._log("info", f"Failed to connect to master, retry {self._attempts}/{retries}.")
+        if self._defective("no-client-ready-retry"):
+            del self._deadlines["connect"]
+            return [failed]  # DEFECT no-client-ready-retry: client_ready is sent once; without an ack the worker waits forever.
         if self._attempts > retries:
             self._deadlines.clear()
             return [failed, Exit(EXIT_CONNECT_FAILED, "no ack from the master")]
@@ -234,8 +238,8 @@ class WorkerSession:
 
     def receive(self, message: Message, now: float) -> list[Effect]:
         """Handle one message from the master."""
-        if self.phase is Phase.EXITED:
-            return []
+        if self.phase is Phase.EXITED or self._deaf:
+            return []  # (deaf-after-garbage: the receive loop has died)
         if self.phase in DEFERS_MESSAGES and message.type not in _ALWAYS_HANDLED:
             self._deferred.append(message)
             return []
@@ -252,6 +256,11 @@ class WorkerSession:
 
     def malformed(self, description: str) -> list[Effect]:
         """A frame from the master that did not decode: log it and carry on."""
+        if self._defective("deaf-after-garbage"):
+            # DEFECT deaf-after-garbage: as Locust 2.47's own worker, the receive loop dies on an undecodable frame;
+            # heartbeats go on, but no later message (spawn, stop, quit) is ever handled.
+            self._deaf = True
+            return [self._log("error", f"Receive loop ended by an undecodable frame: {description}")]
         return [self._log("error", f"Skipping malformed frame from master: {description}")]
 
     def users_applied(self, spawn_id: int, counts: dict[str, int]) -> list[Effect]:
@@ -289,6 +298,9 @@ class WorkerSession:
 
     def shutdown(self, reason: str) -> list[Effect]:
         """The process is asked to stop (SIGTERM/SIGINT): tell the master and exit."""
+        if self._defective("silent-sigterm"):
+            self._deadlines.clear()
+            return [Exit(EXIT_OK, reason)]  # DEFECT silent-sigterm: exits without telling the master (no quit).
         if self.phase is Phase.EXITED:
             # (no-exit-on-quit: the quit was sent but the process lingers; a signal still ends it.)
             return [Exit(EXIT_OK, reason)] if self._defective("no-exit-on-quit") else []
@@ -337,7 +349,10 @@ class WorkerSession:
         if self._defective("no-master-timeout"):
             return  # DEFECT no-master-timeout: the master-silence check is never armed.
         if self.last_master_heartbeat is not None and (self.phase, Event.MASTER_SILENT) in TRANSITIONS:
-            self._deadlines["master_silence"] = self.last_master_heartbeat + self.config.timing.master_heartbeat_timeout
+            timeout = self.config.timing.master_heartbeat_timeout
+            if self._defective("impatient-master-timeout"):
+                timeout = 2 * self.config.timing.heartbeat_interval  # DEFECT impatient-master-timeout: 2 intervals.
+            self._deadlines["master_silence"] = self.last_master_heartbeat + timeout
 
     def _on_spawn(self, message: Message, now: float) -> list[Effect]:
         if self.phase not in (Phase.READY, Phase.SPAWNING, Phase.RUNNING):

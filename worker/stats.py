@@ -7,6 +7,7 @@ socket is involved.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import threading
 from dataclasses import dataclass, field
@@ -117,13 +118,16 @@ class RequestStats:
             err["last_seen"] = now
             self.failures_total += 1
 
-    def take_report(self, now: float) -> dict[str, Any]:
-        """``stats``, ``stats_total`` and ``errors`` since the last report; resets them."""
+    def take_report(self, now: float, *, reset: bool = True) -> dict[str, Any]:
+        """``stats``, ``stats_total`` and ``errors`` since the last report; resets them (``reset=False``: a defect)."""
         with self._lock:
             entries, total, errors = self._entries, self._total, self._errors
-            self._entries = {k: _Entry(e.name, e.method, now) for k, e in entries.items()}
-            self._total = _Entry("Aggregated", "", now)
-            self._errors = {}
+            if reset:
+                self._entries = {k: _Entry(e.name, e.method, now) for k, e in entries.items()}
+                self._total = _Entry("Aggregated", "", now)
+                self._errors = {}
+            else:
+                entries, total, errors = copy.deepcopy((entries, total, errors))
         return {
             "stats": [e.serialize() for e in entries.values() if e.num_requests or e.num_failures],
             "stats_total": total.serialize(),

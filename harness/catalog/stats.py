@@ -147,23 +147,28 @@ def final_on_quit(ctx: CaseContext) -> None:
     "stats/06-deltas-not-cumulative",
     "stats",
     "Reports are deltas",
-    "each report holds only what happened since the previous one (the master adds them up)",
+    "each report holds only what happened since the previous one (the master adds them up): a second that is not "
+    "the last of one report never appears in a later one",
     "§3.6",
-    16,
+    18,
 )
 def deltas(ctx: CaseContext) -> None:
     ctx.handshake()
     ctx.spawn(4)
-    ctx.observe(7)
-    series = [d.get("stats_total", {}) for _, d in _stats(ctx)]
-    series = [s for s in series if isinstance(s, dict) and s.get("num_requests", 0) > 0]
-    for before, after in zip(series, series[1:], strict=False):
-        old, new = before.get("num_reqs_per_sec", {}), after.get("num_reqs_per_sec", {})
-        if len(old) >= 2 and all(isinstance(v, int) and new.get(k, -1) >= v for k, v in old.items()):
-            ctx.note(
-                Verdict.FAILED,
-                "stats.deltas",
-                "each report to count only new requests",
-                f"a report repeats every earlier second of the previous one ({len(old)} seconds): cumulative counts",
-            )
-            return
+    ctx.observe(12)  # 2.4 s at 0.2 s: reports span second boundaries, each followed by another report
+    totals = [(t, d["stats_total"]) for t, d in _stats(ctx) if isinstance(d.get("stats_total"), dict)]
+    per_second = [(t, total.get("num_reqs_per_sec")) for t, total in totals]
+    seconds = [(t, {k for k in counts if isinstance(k, int)}) for t, counts in per_second if isinstance(counts, dict) and counts]
+    for i, (t_old, old) in enumerate(seconds):
+        closed = {k for k in old if k < max(old)}  # seconds this report saw end
+        for t_new, new in seconds[i + 1 :]:
+            again = sorted(closed & new)
+            if again:
+                ctx.note(
+                    Verdict.FAILED,
+                    "stats.deltas",
+                    "each report to count only new requests (the master adds the reports up)",
+                    f"second {again[0]} was reported at t={t_old - ctx.master.trace.t0:.3f}s and again at "
+                    f"t={t_new - ctx.master.trace.t0:.3f}s: cumulative counts, the master counts them twice",
+                )
+                return

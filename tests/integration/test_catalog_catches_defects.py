@@ -1,7 +1,8 @@
 """Every oracle fails a real worker that has the bug it exists for.
 
-Each row starts the reference worker with one named defect (``--defect``), runs the catalog case meant to
-catch it, and checks the verdict and the oracle that gave it. The clean worker passes the same cases.
+Each mutant (harness.mutation.MUTANTS) is the reference worker started with one named defect (``--defect``);
+it runs the catalog case meant to catch it and checks the verdict and the oracle that gave it. The clean worker
+passes the same cases. (``locust-conformance mutants`` runs the same table many times for catch rates.)
 """
 
 from __future__ import annotations
@@ -11,48 +12,34 @@ from pathlib import Path
 import pytest
 
 from harness.catalog import REGISTRY_IDS, by_id
+from harness.mutation import MUTANTS, MUTANTS_BY_DEFECT, Mutant, command_for, intended_cases
 from harness.runner import RunConfig, run_case
 from harness.verdicts import Verdict
+from worker.defects import DEFECTS
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
-WORKER = "{python} -m worker --master-port {port} --heartbeat-interval {heartbeat_interval}"
-
-# defect, case, the verdict it must get, the oracles (by prefix) any of which may give it
-CATCHES = [
-    ("lock-across-recv", "heartbeat/01-idle-cadence", Verdict.FAILED, ("heartbeat.missing",)),
-    ("slow-recv-timeout", "heartbeat/01-idle-cadence", Verdict.NON_STRICT, ("heartbeat.gap",)),
-    ("late-heartbeats", "heartbeat/01-idle-cadence", Verdict.NON_STRICT, ("heartbeat.gap",)),
-    ("silent-after-spawn", "heartbeat/02-running-cadence", Verdict.FAILED, ("heartbeat.missing",)),
-    ("heartbeat-before-ack", "handshake/01-first-message", Verdict.FAILED, ("order.first",)),
-    ("stuck-spawning", "spawn/01-basic", Verdict.FAILED, ("progress",)),
-    ("wrong-counts", "spawn/02-scale-up-down", Verdict.FAILED, ("progress", "order.spawn-counts")),
-    ("accepts-stale-spawn", "spawn/03-stale-timestamp", Verdict.FAILED, ("spawn.stale", "order.spawn-counts")),
-    ("no-ready-after-stop", "stop-quit/01-stop-then-ready", Verdict.FAILED, ("progress",)),
-    ("no-exit-on-quit", "stop-quit/06-quit-while-ready", Verdict.FAILED, ("shutdown.exit",)),
-    ("no-final-stats", "stats/05-final-on-quit", Verdict.NON_STRICT, ("stats.final",)),
-    ("stats-backwards", "stats/02-integrity-running", Verdict.FAILED, ("stats.integrity",)),
-    ("ignores-reconnect", "reconnect/01-reconnect-message", Verdict.FAILED, ("reconnect.socket",)),
-    ("no-master-timeout", "reconnect/04-master-death", Verdict.UNIMPLEMENTED, ("shutdown.master-death",)),
-    ("crash-on-unknown", "malformed/05-unknown-type", Verdict.FAILED, ("socket.traceback", "progress", "heartbeat.missing")),
-]
+# The race of threads sharing a socket gets its own test below (it may need more than one attempt).
+SINGLE_SHOT = [m for m in MUTANTS if m.defect != "shared-socket"]
 
 
-@pytest.mark.parametrize(("defect", "case_id", "verdict", "oracles"), CATCHES, ids=[c[0] for c in CATCHES])
-def test_defect_is_caught(defect: str, case_id: str, verdict: Verdict, oracles: tuple[str, ...], tmp_path: Path) -> None:
-    result = run_case(by_id(case_id), RunConfig(f"{WORKER} --defect {defect}", defect), tmp_path)
-    assert result.verdict is verdict, "\n".join(map(str, result.findings))
-    assert any(f.verdict is verdict and f.oracle.startswith(oracles) for f in result.findings), result.findings
+@pytest.mark.parametrize("mutant", SINGLE_SHOT, ids=[m.defect for m in SINGLE_SHOT])
+def test_defect_is_caught(mutant: Mutant, tmp_path: Path) -> None:
+    (case_id,) = mutant.cases
+    result = run_case(by_id(case_id), RunConfig(command_for(mutant.defect), mutant.defect), tmp_path)
+    assert mutant.caught(result), f"{result.verdict}: " + "\n".join(map(str, result.findings))
 
 
-@pytest.mark.parametrize("case_id", sorted({c[1] for c in CATCHES}))
+@pytest.mark.parametrize("case_id", intended_cases(MUTANTS))
 def test_clean_worker_passes_the_same_cases(case_id: str, tmp_path: Path) -> None:
-    result = run_case(by_id(case_id), RunConfig(WORKER, "clean"), tmp_path)
+    result = run_case(by_id(case_id), RunConfig(command_for(None), "clean"), tmp_path)
     assert result.verdict is Verdict.OK, "\n".join(map(str, result.findings))
 
 
-def test_every_case_named_here_exists() -> None:
-    assert {c[1] for c in CATCHES} <= REGISTRY_IDS
+def test_every_defect_has_a_mutant_with_existing_cases() -> None:
+    assert [m.defect for m in MUTANTS] == list(MUTANTS_BY_DEFECT)
+    assert set(MUTANTS_BY_DEFECT) == set(DEFECTS)
+    assert {c for m in MUTANTS for c in m.cases} <= REGISTRY_IDS
 
 
 def test_shared_socket_is_caught_by_a_storm(tmp_path: Path) -> None:
@@ -64,7 +51,7 @@ def test_shared_socket_is_caught_by_a_storm(tmp_path: Path) -> None:
     results = []
     for attempt in range(3):
         result = run_case(
-            by_id("storms/02-heartbeat-flood"), RunConfig(f"{WORKER} --defect shared-socket", "shared"), tmp_path / str(attempt)
+            by_id("storms/02-heartbeat-flood"), RunConfig(command_for("shared-socket"), "shared"), tmp_path / str(attempt)
         )
         results.append(result)
         if result.verdict is Verdict.FAILED:
@@ -74,5 +61,5 @@ def test_shared_socket_is_caught_by_a_storm(tmp_path: Path) -> None:
 
 
 def test_clean_worker_passes_the_storm(tmp_path: Path) -> None:
-    result = run_case(by_id("storms/02-heartbeat-flood"), RunConfig(WORKER, "clean"), tmp_path)
+    result = run_case(by_id("storms/02-heartbeat-flood"), RunConfig(command_for(None), "clean"), tmp_path)
     assert result.verdict in (Verdict.OK, Verdict.NON_STRICT), "\n".join(map(str, result.findings))

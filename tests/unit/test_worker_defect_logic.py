@@ -94,7 +94,7 @@ def types(effects: list[Effect]) -> list[str]:
 
 
 def test_registry_names_and_descriptions() -> None:
-    assert len(DEFECTS) == 16
+    assert len(DEFECTS) == 22
     for name, text in DEFECTS.items():
         assert re.fullmatch(r"[a-z]+(-[a-z]+)*", name), name
         assert text and "\n" not in text
@@ -308,6 +308,67 @@ def test_crash_on_unknown_raises() -> None:
     r.connect()
     with pytest.raises(KeyError, match="no_such_type"):
         r.recv("no_such_type", {"x": 1})
+
+
+def test_deaf_after_garbage_handles_nothing_after_an_undecodable_frame() -> None:
+    for defects, handled in (((), True), (("deaf-after-garbage",), False)):
+        r = Run(*defects)
+        r.connect()
+        assert types(r.session.malformed("not msgpack")) == ["Log"]
+        effects = r.spawn({"A": 1}, 1.0)
+        assert any(isinstance(e, ApplyUsers) for e in effects) is handled, defects
+        r.advance(3.0)
+        assert r.sent("heartbeat", since=2.0), "heartbeats go on either way"
+
+
+def test_cumulative_stats_never_resets() -> None:
+    stats = RequestStats(0.0)
+    stats.log_request("GET", "/x", 10.0, 1, 5.0)
+    first = stats.take_report(6.0, reset=False)
+    stats.log_request("GET", "/x", 10.0, 1, 7.0)
+    second = stats.take_report(8.0, reset=False)
+    assert first["stats_total"]["num_requests"] == 1 and second["stats_total"]["num_requests"] == 2
+    assert second["stats_total"]["num_reqs_per_sec"] == {5: 1, 7: 1}
+    first["stats_total"]["num_requests"] = 99  # a report is a copy, not a view
+    assert stats.take_report(9.0)["stats_total"]["num_requests"] == 2
+    assert stats.take_report(10.0)["stats_total"]["num_requests"] == 0  # the default resets
+
+
+def test_no_client_ready_retry() -> None:
+    for defects, sent in (((), 4), (("no-client-ready-retry",), 1)):
+        r = Run(*defects)
+        r.keep(r.session.start(0.0))
+        r.advance(30.0)
+        assert len(r.sent("client_ready")) == sent, defects
+        assert r.session.next_deadline() is None or not defects
+
+
+def test_impatient_master_timeout_gives_up_after_two_intervals() -> None:
+    for defects, gives_up_by in (((), 10.0), (("impatient-master-timeout",), 2.0)):
+        r = Run(*defects)
+        r.connect()
+        r.recv("heartbeat")
+        r.advance(gives_up_by - 0.01)
+        assert not r.sent("quit"), defects
+        r.advance(gives_up_by)
+        assert r.sent("quit"), defects
+
+
+def test_silent_sigterm_exits_without_quit() -> None:
+    assert types(Run().session.shutdown("SIGTERM"))[-2:] == ["quit", "Exit"]
+    r = Run("silent-sigterm")
+    r.connect()
+    assert types(r.session.shutdown("SIGTERM")) == ["Exit"]
+    assert r.session.next_deadline() is None
+
+
+def test_stale_heartbeat_state_always_says_ready() -> None:
+    for defects, state in (((), "running"), (("stale-heartbeat-state",), "ready")):
+        r = Run(*defects)
+        r.connect()
+        r.applied(r.spawn({"A": 1}, 1.0))
+        r.advance(3.0)
+        assert r.sent("heartbeat")[-1][1].data["state"] == state, defects
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,377 @@
+"""The mutation matrix: the catalog against the reference worker with each named defect, caught or missed.
+
+A harness is worth the bugs it catches. Each *mutant* is the reference worker
+started with one named defect (``python -m worker --defect NAME``, see
+``worker.defects``) together with the catalog case meant to catch it, the least
+verdict that counts and the oracles that may give it. ``run_matrix`` runs the
+clean worker and every mutant several times and tallies, per defect and case,
+how often it was caught, how long detection took and what the evidence was.
+
+Detection latency is measured from the start of the case (the fake master's
+clock starts just before the worker is launched) to the moment of the evidence
+that decided the verdict (the finding's time); the verdict latency is the
+case's whole wall time, when the verdict is handed out.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.catalog import all_cases, by_id
+from harness.runner import DEFAULT_INTERVAL, CaseResult, RunConfig, run_case
+from harness.verdicts import Finding, Verdict, rank
+from worker.defects import DEFECTS
+
+MATRIX_SCHEMA_VERSION = 1
+CLEAN = "clean"
+REFERENCE = "{python} -m worker --master-host {host} --master-port {port} --heartbeat-interval {heartbeat_interval}"
+# A case "catches" a worker when it grades it below a pass; UNKNOWN is the harness's failure, neither caught nor missed.
+CAUGHT = frozenset({Verdict.NON_STRICT, Verdict.UNIMPLEMENTED, Verdict.FAILED})
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A named defect and the catalog case(s) meant to catch it."""
+
+    defect: str
+    cases: tuple[str, ...]
+    verdict: Verdict  # the least verdict that counts as caught
+    oracles: tuple[str, ...]  # oracle-name prefixes, any of which may give that verdict
+
+    def deciding(self, findings: Iterable[Finding]) -> list[Finding]:
+        """The findings that show this defect caught as intended."""
+        return [
+            f
+            for f in findings
+            if f.verdict in CAUGHT and rank(f.verdict) >= rank(self.verdict) and f.oracle.startswith(self.oracles)
+        ]
+
+    def caught(self, result: CaseResult) -> bool:
+        """True if ``result`` is this defect caught by the intended oracle with at least the intended verdict."""
+        return result.verdict in CAUGHT and bool(self.deciding(result.findings))
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    # The seed's three regressions
+    Mutant("shared-socket", ("storms/02-heartbeat-flood",), Verdict.FAILED, ("socket.", "heartbeat.missing", "progress")),
+    Mutant("lock-across-recv", ("heartbeat/01-idle-cadence",), Verdict.FAILED, ("heartbeat.missing",)),
+    Mutant("slow-recv-timeout", ("heartbeat/01-idle-cadence",), Verdict.NON_STRICT, ("heartbeat.gap",)),
+    # Heartbeats
+    Mutant("late-heartbeats", ("heartbeat/01-idle-cadence",), Verdict.NON_STRICT, ("heartbeat.gap",)),
+    Mutant("silent-after-spawn", ("heartbeat/02-running-cadence",), Verdict.FAILED, ("heartbeat.missing",)),
+    Mutant("impatient-master-timeout", ("heartbeat/03-no-master-replies",), Verdict.FAILED, ("progress", "shutdown")),
+    Mutant("stale-heartbeat-state", ("spawn/01-basic",), Verdict.FAILED, ("order.state",)),
+    # Handshake
+    Mutant("heartbeat-before-ack", ("handshake/01-first-message",), Verdict.FAILED, ("order.first",)),
+    Mutant("no-client-ready-retry", ("handshake/02-retry-until-ack",), Verdict.FAILED, ("progress",)),
+    # Spawn
+    Mutant("stuck-spawning", ("spawn/01-basic",), Verdict.FAILED, ("progress",)),
+    Mutant("wrong-counts", ("spawn/02-scale-up-down",), Verdict.FAILED, ("progress", "order.spawn-counts")),
+    Mutant("accepts-stale-spawn", ("spawn/03-stale-timestamp",), Verdict.FAILED, ("spawn.stale", "order.spawn-counts")),
+    # Stop and quit
+    Mutant("no-ready-after-stop", ("stop-quit/01-stop-then-ready",), Verdict.FAILED, ("progress",)),
+    Mutant("no-exit-on-quit", ("stop-quit/06-quit-while-ready",), Verdict.FAILED, ("shutdown.exit",)),
+    Mutant("silent-sigterm", ("stop-quit/07-sigterm-sends-quit",), Verdict.NON_STRICT, ("shutdown.sigterm",)),
+    # Stats
+    Mutant("no-final-stats", ("stats/05-final-on-quit",), Verdict.NON_STRICT, ("stats.final",)),
+    Mutant("stats-backwards", ("stats/02-integrity-running",), Verdict.FAILED, ("stats.integrity",)),
+    Mutant("cumulative-stats", ("stats/06-deltas-not-cumulative",), Verdict.FAILED, ("stats.deltas",)),
+    # Reconnect and master loss
+    Mutant("ignores-reconnect", ("reconnect/01-reconnect-message",), Verdict.FAILED, ("reconnect.socket",)),
+    Mutant("no-master-timeout", ("reconnect/04-master-death",), Verdict.UNIMPLEMENTED, ("shutdown.master-death",)),
+    # Malformed input
+    Mutant(
+        "crash-on-unknown",
+        ("malformed/05-unknown-type",),
+        Verdict.FAILED,
+        ("socket.traceback", "progress", "heartbeat.missing"),
+    ),
+    Mutant("deaf-after-garbage", ("malformed/01-garbage",), Verdict.FAILED, ("progress",)),
+)
+MUTANTS_BY_DEFECT = {m.defect: m for m in MUTANTS}
+
+
+def command_for(defect: str | None) -> str:
+    """The reference worker's command template, with ``defect`` switched on (None: the clean worker)."""
+    return REFERENCE if defect is None else f"{REFERENCE} --defect {defect}"
+
+
+def intended_cases(mutants: Iterable[Mutant]) -> list[str]:
+    """Every case some mutant is meant to be caught by, in catalog order."""
+    wanted = {c for m in mutants for c in m.cases}
+    return [c.id for c in all_cases() if c.id in wanted]
+
+
+# -- tallies ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Cell:
+    """One subject (clean or a defect) on one case, over every run."""
+
+    subject: str
+    case: str
+    intended: bool  # this is the case meant to catch this defect
+    verdicts: list[Verdict] = field(default_factory=list)
+    caught: list[bool] = field(default_factory=list)
+    detection_s: list[float] = field(default_factory=list)  # per caught run
+    verdict_s: list[float] = field(default_factory=list)  # per caught run
+    evidence: str = ""  # the first deciding finding seen
+    missed_evidence: str = ""  # what a run that should have caught it (or a clean run that was caught) showed
+    artifacts: list[str] = field(default_factory=list)
+
+    @property
+    def runs(self) -> int:
+        return len(self.verdicts)
+
+    @property
+    def caught_count(self) -> int:
+        return sum(self.caught)
+
+    @property
+    def unknown(self) -> int:
+        return sum(1 for v in self.verdicts if v is Verdict.UNKNOWN)
+
+    def add(self, result: CaseResult, caught: bool, deciding: list[Finding]) -> None:
+        self.verdicts.append(result.verdict)
+        self.caught.append(caught)
+        if caught:
+            timed = [f.at for f in deciding if f.at is not None]
+            self.detection_s.append(min(timed) if timed else result.duration)
+            self.verdict_s.append(result.duration)
+            if not self.evidence and deciding:
+                self.evidence = str(deciding[0])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "case": self.case,
+            "intended": self.intended,
+            "runs": self.runs,
+            "caught": self.caught_count,
+            "rate": round(self.caught_count / self.runs, 4) if self.runs else None,
+            "unknown": self.unknown,
+            "verdicts": dict(Counter(v.value for v in self.verdicts)),
+            "detection_s": _spread(self.detection_s),
+            "verdict_s": _spread(self.verdict_s),
+            "evidence": self.evidence,
+            "missed_evidence": self.missed_evidence,
+            "artifacts": self.artifacts,
+        }
+
+
+def _spread(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {
+        "min": round(min(values), 3),
+        "median": round(statistics.median(values), 3),
+        "max": round(max(values), 3),
+    }
+
+
+@dataclass
+class Matrix:
+    """Subjects x cases, with catch counts; ``problems()`` says what keeps it from passing."""
+
+    runs: int
+    heartbeat_interval: float
+    min_rate: float
+    subjects: list[str]
+    cases: list[str]
+    cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
+    started_at: str = ""
+    duration: float = 0.0
+
+    def cell(self, subject: str, case: str) -> Cell | None:
+        return self.cells.get((subject, case))
+
+    def problems(self) -> list[str]:
+        """Every reason the matrix fails: a defect caught too rarely, a clean-worker catch, an UNKNOWN."""
+        out = []
+        for cell in self.cells.values():
+            if cell.unknown:
+                out.append(f"{cell.subject} on {cell.case}: {cell.unknown} of {cell.runs} runs UNKNOWN (harness failure)")
+            if cell.subject == CLEAN and cell.caught_count:
+                out.append(f"clean worker caught by {cell.case} in {cell.caught_count} of {cell.runs} runs (false positive)")
+            if cell.intended and cell.runs and cell.caught_count < self.min_rate * cell.runs:
+                out.append(
+                    f"{cell.subject} caught by {cell.case} in only {cell.caught_count} of {cell.runs} runs "
+                    f"(needs {self.min_rate:.0%})"
+                )
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        defects = [s for s in self.subjects if s != CLEAN]
+        return {
+            "schema_version": MATRIX_SCHEMA_VERSION,
+            "kind": "mutation-matrix",
+            "run": {
+                "started_at": self.started_at,
+                "duration_s": round(self.duration, 1),
+                "runs": self.runs,
+                "heartbeat_interval": self.heartbeat_interval,
+                "min_rate": self.min_rate,
+                "harness_version": __version__,
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+            },
+            "cases": self.cases,
+            "subjects": [
+                {"name": CLEAN, "command": command_for(None), "description": "the reference worker, no defect"},
+                *(
+                    {
+                        "name": d,
+                        "command": command_for(d),
+                        "description": DEFECTS[d],
+                        "intended": {
+                            "cases": list(MUTANTS_BY_DEFECT[d].cases),
+                            "verdict": MUTANTS_BY_DEFECT[d].verdict.value,
+                            "oracles": list(MUTANTS_BY_DEFECT[d].oracles),
+                        },
+                    }
+                    for d in defects
+                ),
+            ],
+            "cells": [c.to_json() for c in self.cells.values()],
+            "problems": self.problems(),
+            "ok": not self.problems(),
+        }
+
+
+# -- running ----------------------------------------------------------------------------------------
+
+Progress = Callable[[int, str, CaseResult, bool], None]
+
+
+def run_matrix(
+    mutants: list[Mutant],
+    *,
+    runs: int,
+    cases: list[str] | None = None,
+    cross: bool = False,
+    heartbeat_interval: float = DEFAULT_INTERVAL,
+    min_rate: float = 0.95,
+    report: Path,
+    progress: Progress | None = None,
+    save: Callable[[Matrix], None] | None = None,
+) -> Matrix:
+    """Run the clean worker and each mutant ``runs`` times.
+
+    Columns are ``cases`` (default: every mutant's intended cases). The clean worker runs every column; a
+    mutant runs its intended cases, or every column with ``cross``. Artifacts (trace, worker log, stack
+    dump) are kept under ``report`` for the first run and for every unexpected outcome (a miss, a clean
+    catch, an UNKNOWN); ``save`` is called after every subject's run so nothing recorded is lost.
+    """
+    columns = cases if cases is not None else intended_cases(mutants)
+    matrix = Matrix(
+        runs,
+        heartbeat_interval,
+        min_rate,
+        [CLEAN, *(m.defect for m in mutants)],
+        columns,
+        started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    )
+    plan: list[tuple[Mutant | None, list[str]]] = [(None, columns)]
+    plan += [(m, columns if cross else [c for c in columns if c in m.cases]) for m in mutants]
+    for subject, wanted in plan:
+        name = CLEAN if subject is None else subject.defect
+        for case_id in wanted:
+            matrix.cells[(name, case_id)] = Cell(name, case_id, subject is not None and case_id in subject.cases)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="lc-mutants-") as scratch:
+        for run in range(1, runs + 1):
+            for subject, wanted in plan:
+                name = CLEAN if subject is None else subject.defect
+                config = RunConfig(command_for(None if subject is None else subject.defect), name, heartbeat_interval)
+                for case_id in wanted:
+                    folder = Path(scratch) / name / str(run) / case_id.replace("/", "__")
+                    result = run_case(by_id(case_id), config, folder)
+                    cell = matrix.cells[(name, case_id)]
+                    caught = _judge(subject, cell, result)
+                    watched = subject is None or cell.intended  # a column whose outcome is known in advance
+                    unexpected = result.verdict is Verdict.UNKNOWN or (watched and caught != cell.intended)
+                    if unexpected or (run == 1 and watched):
+                        kept = report / "artifacts" / name / f"run-{run:02d}" / case_id.replace("/", "__")
+                        shutil.copytree(folder, kept, dirs_exist_ok=True)
+                        cell.artifacts.append(str(kept.relative_to(report)))
+                    shutil.rmtree(folder, ignore_errors=True)
+                    if progress is not None:
+                        progress(run, name, result, caught)
+                matrix.duration = time.monotonic() - started
+                if save is not None:
+                    save(matrix)
+    return matrix
+
+
+def _judge(subject: Mutant | None, cell: Cell, result: CaseResult) -> bool:
+    """Tally ``result`` into ``cell``; True if the case caught the worker."""
+    if subject is not None and cell.intended:
+        deciding = subject.deciding(result.findings)
+        caught = subject.caught(result)
+        if not caught and not cell.missed_evidence:
+            cell.missed_evidence = f"{result.verdict.value}: {result.summary()}"
+    else:
+        deciding = [f for f in result.findings if f.verdict in CAUGHT]
+        caught = result.verdict in CAUGHT
+        if caught and subject is None and not cell.missed_evidence:
+            cell.missed_evidence = f"{result.verdict.value}: {result.summary()}"
+    cell.add(result, caught, deciding)
+    return caught
+
+
+# -- printing ---------------------------------------------------------------------------------------
+
+
+def summary_table(matrix: Matrix) -> str:
+    """One row per defect on its intended case: catch rate, verdicts, detection and verdict latency."""
+    header = (
+        "| defect | intended case | caught | verdicts | detection s (median / max) | verdict s (median / max) |\n"
+        "|---|---|---|---|---|---|"
+    )
+    rows = [header]
+    for cell in matrix.cells.values():
+        if not cell.intended:
+            continue
+        verdicts = ", ".join(f"{v} {n}" for v, n in Counter(v.value for v in cell.verdicts).most_common())
+        det, ver = _spread(cell.detection_s), _spread(cell.verdict_s)
+        rows.append(
+            f"| {cell.subject} | {cell.case} | {cell.caught_count}/{cell.runs} | {verdicts} | {_fmt(det)} | {_fmt(ver)} |"
+        )
+    clean = [c for c in matrix.cells.values() if c.subject == CLEAN]
+    false = sum(c.caught_count for c in clean)
+    total = sum(c.runs for c in clean)
+    rows.append(f"| {CLEAN} | all {len(clean)} columns | {false}/{total} | false positives | | |")
+    return "\n".join(rows)
+
+
+def _fmt(spread: dict[str, float] | None) -> str:
+    return "-" if spread is None else f"{spread['median']:.2f} / {spread['max']:.2f}"
+
+
+def grid(matrix: Matrix) -> str:
+    """Subjects x cases: ``caught/runs`` per cell (``*`` marks the intended case, ``.`` not run)."""
+    numbers = {case: i for i, case in enumerate(matrix.cases, start=1)}
+    width = max(len(s) for s in matrix.subjects)
+    lines = [" " * width + " " + "".join(f"{'c' + str(n):>7}" for n in numbers.values())]
+    for subject in matrix.subjects:
+        cells = []
+        for case in matrix.cases:
+            cell = matrix.cell(subject, case)
+            text = "." if cell is None else f"{cell.caught_count}/{cell.runs}" + ("*" if cell.intended else "")
+            cells.append(f"{text:>7}")
+        lines.append(f"{subject:<{width}} " + "".join(cells))
+    lines.append("")
+    lines += [f"  c{n:<3} {case}" for case, n in numbers.items()]
+    return "\n".join(lines)
