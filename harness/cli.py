@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from fakemaster.script import load_script, run_script
 from harness.catalog import CATEGORIES, Case, select
 from harness.errors import ScenarioError
 from harness.launcher import BUILTIN_WORKERS, render_command
+from harness.explore import EXPLORE_INTERVAL, Example, explore
 from harness.mutation import MUTANTS, MUTANTS_BY_DEFECT, Matrix, grid, run_matrix, summary_table
 from harness.protocol.timing import LOCUST_TIMING
 from harness.runner import DEFAULT_INTERVAL, CaseResult, RunConfig, run_catalog
@@ -98,6 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
     mutants.add_argument("--heartbeat-interval", type=float, default=DEFAULT_INTERVAL)
     mutants.add_argument("--report", type=Path, default=None, help="report folder (default: reports/<UTC time>-mutants/)")
     mutants.add_argument("--list", action="store_true", help="list each defect with its intended case and exit")
+
+    exp = sub.add_parser(
+        "explore",
+        help="Hypothesis-drawn timing schedules against a real worker; shrinks a failure to a standalone repro script",
+        epilog="exit codes: 0 no schedule failed; 1 a schedule FAILED (repro script written); "
+        "2 a schedule could not be judged (UNKNOWN) and none failed; 3 usage error",
+        formatter_class=fmt,
+    )
+    exp.add_argument("--worker", default="reference", help="as for 'run': reference, locust or a command template")
+    exp.add_argument("--examples", type=int, default=100, help="schedules to draw (default 100)")
+    exp.add_argument("--seed", type=int, default=None, help="the same seed draws the same schedules (default: random, printed)")
+    exp.add_argument("--report", type=Path, default=None, help="report folder (default: reports/<UTC time>-explore/)")
+    exp.add_argument("--heartbeat-interval", type=float, default=EXPLORE_INTERVAL, help=f"default {EXPLORE_INTERVAL:g} s")
+    exp.add_argument("--shrink-time", type=float, default=120.0, help="seconds the shrinker may use (default 120)")
+    exp.add_argument("--reproduce", type=int, default=5, help="re-runs of the minimal schedule (default 5)")
+    exp.add_argument("--no-target", action="store_true", help="do not steer towards the worst heartbeat gap")
 
     master = sub.add_parser(
         "master", help="run a script as a fake master against a worker started separately", epilog=EPILOG, formatter_class=fmt
@@ -253,6 +271,55 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     return EXIT_FAILED if problems else EXIT_OK
 
 
+def cmd_explore(args: argparse.Namespace) -> int:
+    render_command(args.worker, "127.0.0.1", 1, 1.0)
+    if args.examples < 1 or args.reproduce < 0 or args.heartbeat_interval <= 0:
+        raise ScenarioError("--examples must be >= 1, --reproduce >= 0 and --heartbeat-interval > 0")
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
+    folder = _report_folder(args, "explore")
+    print(
+        f"explore: worker {args.worker!r}, seed {seed}, up to {args.examples} schedules, heartbeat interval "
+        f"{args.heartbeat_interval:g} s; report in {folder}",
+        flush=True,
+    )
+
+    def progress(e: Example) -> None:
+        gap = "-" if e.worst_gap is None else f"{e.worst_gap:.2f}"
+        head = f"[{e.phase[0]} {e.number:>4}] {e.verdict.value:<13} {e.duration:4.1f} s  gap {gap:>5}"
+        print(f"{head}  {e.schedule.describe()}", flush=True)
+        if e.failed:
+            print(f"         {e.failed[0]}", flush=True)
+
+    result = explore(
+        args.worker,
+        seed=seed,
+        max_examples=args.examples,
+        report=folder,
+        heartbeat_interval=args.heartbeat_interval,
+        shrink_seconds=args.shrink_time,
+        reproduce=args.reproduce,
+        progress=progress,
+        target=not args.no_target,
+    )
+    (folder / "explore.json").write_text(json.dumps(result.to_json(), indent=2) + "\n", "utf-8")
+    per_minute = 60 * len(result.examples) / result.duration if result.duration else 0.0
+    print(f"\n{len(result.examples)} schedules in {result.duration:.0f} s ({per_minute:.0f}/min), seed {seed}")
+    if result.minimal is not None:
+        first = result.failures[0]
+        print(f"FAILED: first at schedule {first.number}: {first.failed[0]}")
+        print(f"minimal schedule ({len(result.minimal.schedule.steps)} steps): {result.minimal.schedule.describe()}")
+        print(f"reproduced {result.reproduced} of {result.reproduce_runs} re-runs")
+        if result.flaky:
+            print(f"note: {result.flaky}")
+        print(f"repro script: python {result.repro_script} --worker CMD")
+        return EXIT_FAILED
+    if result.unknown:
+        print(f"UNKNOWN: {len(result.unknown)} schedules could not be judged (harness failure); see {folder / 'explore.json'}")
+        return EXIT_UNKNOWN
+    print("no schedule failed")
+    return EXIT_OK
+
+
 def cmd_master(args: argparse.Namespace) -> int:
     script = load_script(args.script)
     interval = args.heartbeat_interval or script.heartbeat_interval
@@ -277,7 +344,7 @@ def cmd_master(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"list": cmd_list, "run": cmd_run, "mutants": cmd_mutants, "master": cmd_master}
+    commands = {"list": cmd_list, "run": cmd_run, "mutants": cmd_mutants, "explore": cmd_explore, "master": cmd_master}
     try:
         return commands[args.command](args)
     except ScenarioError as exc:

@@ -66,14 +66,27 @@ class Evidence:
         return first.message.node_id if first and first.message else None
 
     def received(self, *types: str) -> list[TraceRecord]:
-        return [
-            r for r in self.records if r.kind is Kind.RECV and r.message is not None and (not types or r.message.type in types)
-        ]
+        """Decoded messages from the worker (of ``types``, if given), in trace order."""
+        return self._select(Kind.RECV, types)
 
     def sent(self, *types: str) -> list[TraceRecord]:
-        return [
-            r for r in self.records if r.kind is Kind.SEND and r.message is not None and (not types or r.message.type in types)
-        ]
+        """Messages the master handed to its socket (of ``types``, if given), in trace order."""
+        return self._select(Kind.SEND, types)
+
+    def _select(self, kind: Kind, types: tuple[str, ...]) -> list[TraceRecord]:
+        index = self.__dict__.get("_index")
+        if index is None or self.__dict__.get("_indexed") != len(self.records):  # built once; rebuilt if records grew
+            index = {}
+            for r in self.records:
+                if r.message is not None and r.kind in (Kind.RECV, Kind.SEND):
+                    index.setdefault((r.kind, None), []).append(r)
+                    index.setdefault((r.kind, r.message.type), []).append(r)
+            self.__dict__["_index"], self.__dict__["_indexed"] = index, len(self.records)
+        if not types:
+            return list(index.get((kind, None), []))
+        if len(types) == 1:
+            return list(index.get((kind, types[0]), []))
+        return sorted((r for t in set(types) for r in index.get((kind, t), [])), key=lambda r: r.seq)
 
     def rel(self, t: float) -> float:
         return t - self.t0
@@ -81,6 +94,10 @@ class Evidence:
     def exempted(self, start: float, end: float) -> bool:
         """True if the interval (start, end) overlaps a window in which the harness itself disrupted traffic."""
         return any(a < end and start < b for a, b, _ in self.exempt)
+
+    def exempt_at(self, t: float) -> bool:
+        """True if the moment ``t`` falls in an exempt window (edges included)."""
+        return any(a <= t <= b for a, b, _ in self.exempt)
 
 
 Oracle = Callable[[Evidence], list[Finding]]
@@ -110,6 +127,8 @@ def check_heartbeat_liveness(ev: Evidence) -> list[Finding]:
     for rec in ev.records:
         if rec.t < acks[0].t:
             continue  # a case that withholds the ack lets the master's counter run down: our doing
+        if rec.t > ev.end:
+            break  # after the observation ended (the worker was being stopped): not judged
         if rec.kind is Kind.LIVENESS and rec.note == "missing" and not ev.exempted(rec.t - ev.timing.missing_after_max, rec.t):
             findings.append(
                 Finding(
@@ -120,17 +139,7 @@ def check_heartbeat_liveness(ev: Evidence) -> list[Finding]:
                     ev.rel(rec.t),
                 )
             )
-    beats = [
-        r.t
-        for r in ev.received(MessageType.HEARTBEAT)
-        if r.t >= acks[0].t and r.message and master_can_read_heartbeat(r.message.data)
-    ]
-    stop = min(t for t in (_quit_time(ev), ev.end) if t is not None)
-    points = [acks[0].t, *[b for b in beats if b <= stop], stop]
-    worst_gap, worst_at = 0.0, 0.0
-    for a, b in zip(points, points[1:], strict=False):
-        if b - a > worst_gap and not ev.exempted(a, b):
-            worst_gap, worst_at = b - a, a
+    worst_at, worst_gap = max(heartbeat_gaps(ev), key=lambda g: g[1], default=(0.0, 0.0))
     limit = NON_STRICT_GAP * interval + HARNESS_JITTER
     if worst_gap > ev.timing.missing_after_max and not any(f.oracle == "heartbeat.missing" for f in findings):
         findings.append(
@@ -153,6 +162,22 @@ def check_heartbeat_liveness(ev: Evidence) -> list[Finding]:
             )
         )
     return findings
+
+
+def heartbeat_gaps(ev: Evidence) -> list[tuple[float, float]]:
+    """``(start, length)`` of every silence between readable heartbeats, from the first ack to the worker's quit
+    (or the end), leaving out silences that overlap a window in which the harness could not hear the worker."""
+    acks = ev.sent(MessageType.ACK)
+    if not acks:
+        return []
+    beats = [
+        r.t
+        for r in ev.received(MessageType.HEARTBEAT)
+        if r.t >= acks[0].t and r.message and master_can_read_heartbeat(r.message.data)
+    ]
+    stop = min(t for t in (_quit_time(ev), ev.end) if t is not None)
+    points = [acks[0].t, *[b for b in beats if b <= stop], stop]
+    return [(a, b - a) for a, b in zip(points, points[1:], strict=False) if b > a and not ev.exempted(a, b)]
 
 
 def _last_beat_before(ev: Evidence, t: float) -> str:
@@ -256,8 +281,11 @@ def check_protocol_order(ev: Evidence) -> list[Finding]:
 
 
 def _valid_spawns(ev: Evidence) -> list[TraceRecord]:
-    """Spawns the master sent whose timestamp was newer than every earlier one (a conformant worker applies them)."""
-    newest = float("-inf")
+    """Spawns the master sent whose timestamp was newer than every earlier one (a conformant worker applies them).
+
+    As Locust's worker (``last_received_spawn_timestamp = 0``), a spawn must also be newer than 0.
+    """
+    newest = 0.0
     out = []
     for rec in ev.sent(MessageType.SPAWN):
         data = rec.message.data if rec.message else None
@@ -383,9 +411,15 @@ def check_replies(ev: Evidence) -> list[Finding]:
             else:
                 answered = any(ask.t <= r.t <= ask.t + limit for r in ev.received(*answers))
             if not answered:
-                later = [*_valid_spawns(ev), *ev.sent(MessageType.STOP, MessageType.QUIT)]  # a stale spawn supersedes nothing
-                superseded = any(ask.t < s.t <= ask.t + limit for s in later)
-                if name == "spawn" and superseded:
+                # A spawn is superseded by a later spawn, stop or quit (a stale spawn supersedes nothing), a stop by a
+                # quit, the master's or the worker's own: the master no longer waits for the answer (Locust's master
+                # deletes a worker that quits).
+                quits = [*ev.sent(MessageType.QUIT), *ev.received(MessageType.QUIT)]
+                later = {
+                    "spawn": [*_valid_spawns(ev), *ev.sent(MessageType.STOP), *quits],
+                    "stop": quits,
+                }.get(name, [])
+                if any(ask.seq < s.seq and s.t <= ask.t + limit for s in later):
                     continue
                 findings.append(
                     Finding(
@@ -409,6 +443,39 @@ def check_stats(ev: Evidence) -> list[Finding]:
         problem = _stats_problem(data)
         if problem:
             return [Finding("stats.integrity", Verdict.FAILED, "consistent, non-negative delta counts", problem, ev.rel(rec.t))]
+    return []
+
+
+def check_stats_deltas(ev: Evidence) -> list[Finding]:
+    """Reports are deltas: a second that is not the last one of a report never appears in a later report.
+
+    Requests are counted per wall-clock second (``num_reqs_per_sec``) and the master adds the reports up, so a
+    cumulative report counts every earlier second again. Only the second a report was taken in may continue
+    in the next one.
+    """
+    seconds: list[tuple[float, set[int]]] = []
+    for rec in ev.received(MessageType.STATS):
+        data = rec.message.data if rec.message else None
+        total = data.get("stats_total") if isinstance(data, dict) else None
+        counts = total.get("num_reqs_per_sec") if isinstance(total, dict) else None
+        keys = {k for k in counts if isinstance(k, int)} if isinstance(counts, dict) else set()
+        if keys:
+            seconds.append((rec.t, keys))
+    for i, (t_old, old) in enumerate(seconds):
+        closed = {k for k in old if k < max(old)}  # seconds this report saw end
+        for t_new, new in seconds[i + 1 :]:
+            again = sorted(closed & new)
+            if again:
+                return [
+                    Finding(
+                        "stats.deltas",
+                        Verdict.FAILED,
+                        "each report to count only new requests (the master adds the reports up)",
+                        f"second {again[0]} was reported at t={ev.rel(t_old):.3f}s and again at t={ev.rel(t_new):.3f}s: "
+                        "cumulative counts, the master counts them twice",
+                        ev.rel(t_new),
+                    )
+                ]
     return []
 
 
@@ -460,8 +527,11 @@ def check_final_stats_on_quit(ev: Evidence) -> list[Finding]:
 
 
 def check_exit_after_quit(ev: Evidence, within: float) -> list[Finding]:
-    """After the master's quit the worker sends quit and exits by itself within ``within`` seconds."""
-    quits = ev.sent(MessageType.QUIT)
+    """After the master's quit the worker sends quit and exits by itself within ``within`` seconds.
+
+    A quit sent while the harness itself cut the worker off (an exempt window) may never have arrived: not judged.
+    """
+    quits = [q for q in ev.sent(MessageType.QUIT) if not ev.exempt_at(q.t)]
     if not quits:
         return []
     findings: list[Finding] = []
@@ -488,6 +558,7 @@ DEFAULT_ORACLES: tuple[Oracle, ...] = (
     check_protocol_order,
     check_replies,
     check_stats,
+    check_stats_deltas,
     check_final_stats_on_quit,
 )
 

@@ -25,7 +25,7 @@ from harness import __version__
 from harness.catalog import Case, CaseContext
 from harness.errors import ConformanceError, ExpectationFailed, HarnessFault, ProtocolViolation
 from harness.launcher import WorkerProcess, describe_exit, render_command
-from harness.oracles import DEFAULT_ORACLES, Evidence, check_exit_after_quit, excused_windows, judge
+from harness.oracles import DEFAULT_ORACLES, Evidence, check_exit_after_quit, excused_windows, heartbeat_gaps, judge
 from harness.protocol.timing import LOCUST_TIMING
 from harness.trace import format_record
 from harness.verdicts import Finding, Verdict, worst
@@ -52,6 +52,7 @@ class CaseResult:
     command: str = ""
     worker_exit: int | None = None
     artifacts: str = ""
+    max_heartbeat_gap: float | None = None  # seconds; None when no heartbeat was due (never acked)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +63,7 @@ class CaseResult:
             "command": self.command,
             "worker_exit": self.worker_exit,
             "worker_exit_text": describe_exit(self.worker_exit),
+            "max_heartbeat_gap_s": None if self.max_heartbeat_gap is None else round(self.max_heartbeat_gap, 4),
             "artifacts": self.artifacts,
         }
 
@@ -150,8 +152,16 @@ def run_case(case: Case, config: RunConfig, folder: Path) -> CaseResult:
     findings += judge(evidence, (*DEFAULT_ORACLES, *case.oracles))
     findings += check_exit_after_quit(evidence, within=timing.heartbeat_interval * 6)
     findings = _dedupe(findings)
+    gaps = heartbeat_gaps(evidence)
     result = CaseResult(
-        case, worst(f.verdict for f in findings), findings, time.monotonic() - started, command, code, str(folder)
+        case,
+        worst(f.verdict for f in findings),
+        findings,
+        time.monotonic() - started,
+        command,
+        code,
+        str(folder),
+        max((g for _, g in gaps), default=None),
     )
     _write_case(master, result, folder)
     return result

@@ -26,6 +26,7 @@ from harness.oracles import (
     check_schema,
     check_socket_safety,
     check_stats,
+    check_stats_deltas,
     excused_windows,
     judge,
 )
@@ -275,6 +276,7 @@ def test_default_oracles_are_the_documented_set() -> None:
         "check_protocol_order",
         "check_replies",
         "check_stats",
+        "check_stats_deltas",
         "check_final_stats_on_quit",
     }
 
@@ -984,6 +986,29 @@ def test_spawn_superseded_by_a_stop_is_not_a_failure() -> None:
     assert check_replies(b.evidence(12.0)) == []
 
 
+def test_stop_superseded_by_a_quit_needs_no_client_stopped() -> None:
+    b = registered(0.5, 12.0)
+    b.send(2.0, M.STOP)
+    b.send(2.0, M.QUIT)  # the master quits before the worker could answer the stop
+    b.recv(2.2, M.QUIT)
+    assert check_replies(b.evidence(12.0)) == []
+
+
+def test_stop_superseded_by_the_workers_own_quit_needs_no_client_stopped() -> None:
+    b = registered(0.5, 12.0)
+    b.send(2.0, M.STOP)
+    b.recv(2.1, M.QUIT)  # e.g. a SIGTERM while stopping: the master deletes the worker
+    assert check_replies(b.evidence(12.0)) == []
+
+
+def test_stop_not_superseded_by_a_spawn_must_be_answered() -> None:
+    b = registered(0.5, 12.0)
+    b.send(2.0, M.STOP)
+    b.spawn(2.5, {USER: 1})
+    b.complete(2.6, {USER: 1})
+    assert [f.oracle for f in check_replies(b.evidence(12.0))] == ["progress.stop"]
+
+
 def test_the_superseding_spawn_itself_must_be_answered() -> None:
     b = registered(0.5, 12.0)
     b.spawn(2.0, {USER: 1})
@@ -1052,6 +1077,46 @@ def test_consistent_reports_are_clean() -> None:
     )
     assert check_stats(ev) == []
     assert check_schema(ev) == []
+
+
+def per_second(counts: dict[int, int]) -> dict[str, Any]:
+    """A one-entry report whose requests fall in the given wall-clock seconds (offsets from WALL)."""
+    e = entry(n=sum(counts.values()))
+    e["num_reqs_per_sec"] = {int(WALL) + k: v for k, v in counts.items()}
+    total = total_of([e])
+    total["num_reqs_per_sec"] = dict(e["num_reqs_per_sec"])
+    return report(e, users=1, total=total)
+
+
+def test_delta_reports_may_share_only_the_second_a_report_was_taken_in() -> None:
+    ev = stats_evidence(per_second({0: 3, 1: 2}), per_second({1: 1, 2: 4, 3: 1}), per_second({3: 2, 4: 5}))
+    assert check_stats_deltas(ev) == []
+
+
+def test_cumulative_reports_are_failed_with_the_repeated_second() -> None:
+    ev = stats_evidence(per_second({0: 3, 1: 2}), per_second({0: 3, 1: 4, 2: 1}))
+    f = only(check_stats_deltas(ev))
+    assert (f.oracle, f.verdict) == ("stats.deltas", FAILED)
+    assert f.observed.startswith(f"second {int(WALL)} was reported at t=0.100s and again at t=3.100s")
+    assert f.at == pytest.approx(3.1)
+
+
+def test_a_repeated_second_two_reports_later_is_still_cumulative() -> None:
+    ev = stats_evidence(per_second({0: 1, 1: 1}), per_second({1: 1}), per_second({0: 1, 1: 2, 2: 1}))
+    assert only(check_stats_deltas(ev)).oracle == "stats.deltas"
+
+
+def test_evidence_index_keeps_trace_order_and_follows_new_records() -> None:
+    b = registered(0.5, 3.0)
+    b.stats(1.2, report())
+    ev = b.evidence(5.0)
+    both = ev.received(M.HEARTBEAT, M.STATS)
+    assert [r.seq for r in both] == sorted(r.seq for r in both) and {r.type for r in both} == {M.HEARTBEAT, M.STATS}
+    assert ev.received() == [r for r in ev.records if r.kind is Kind.RECV and r.message is not None]
+    ev.received(M.HEARTBEAT).clear()  # a copy: the index cannot be damaged by a caller
+    assert len(ev.received(M.HEARTBEAT)) == 3
+    ev.records.append(ev.received(M.HEARTBEAT)[0])
+    assert len(ev.received(M.HEARTBEAT)) == 4, "records appended later are seen"
 
 
 def test_num_reqs_per_sec_not_summing_to_num_requests_is_failed() -> None:

@@ -1,0 +1,402 @@
+"""Property-based exploration: Hypothesis draws timing schedules and runs each against a real worker process.
+
+The property is the catalog's oracles: no schedule may earn a FAILED verdict
+(the real master would mark the worker missing, a spawn or stop would go
+unanswered, the worker crashed, garbled a frame or broke the protocol order or
+its stats). A NON-STRICT lateness does not fail the property; the worst
+heartbeat gap is fed to ``hypothesis.target`` instead, so the search is steered
+towards it. So real-time jitter cannot fail a sound worker, while a hang or a
+crash fails every time.
+
+On a failure Hypothesis shrinks the schedule (bounded in time), the minimal one
+is re-run K times for a reproduction rate, and a standalone repro script with
+the schedule embedded is written. A harness failure (UNKNOWN) is recorded and
+reported, never counted as a pass.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import textwrap
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hypothesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Flaky
+
+from fakemaster.master import FakeMaster
+from fakemaster.storm import StormSpec
+from harness.catalog import Case, CaseContext
+from harness.faults import Fault, FaultPlan
+from harness.launcher import WorkerProcess
+from harness.oracles import REPLY_DEADLINE_INTERVALS
+from harness.protocol.messages import MessageType
+from harness.protocol.timing import Timing
+from harness.repro import Outcome, Recording
+from harness.repro import main as repro_main
+from harness.runner import CaseResult, RunConfig, run_case
+from harness.schedule import STORM_MIXES, Schedule, Step, schedules
+from harness.verdicts import Finding, Verdict
+
+EXPLORE_INTERVAL = 0.1  # seconds: short enough for >= 60 real examples a minute, long enough for a 2-core machine
+SETTLE_INTERVALS = 1.0  # observed after the last step
+USER_CLASS = "ConformanceUser"
+
+
+# -- running one schedule ---------------------------------------------------------------------------
+
+
+def execute(master: FakeMaster, schedule: Schedule, timing: Timing, process: WorkerProcess | None = None) -> None:
+    """Carry out ``schedule`` on ``master`` after the worker's client_ready (acked automatically)."""
+    interval = timing.heartbeat_interval
+    master.expect(MessageType.CLIENT_READY, 20.0)
+    pending: tuple[str, float, int] | None = None  # the last spawn/stop: answer type, when, trace position
+    for number, step in enumerate(schedule.steps, start=1):
+        if process is not None and process.poll() is not None:
+            master.note(f"schedule: the worker exited before step {number}")
+            return
+        master.note(f"schedule step {number}: {step.describe()}")
+        sent = _perform(master, step, interval, number)
+        if sent is not None:
+            pending = (sent, master.clock.now(), len(master.trace.records()))
+    if pending is not None:  # give the last request its full deadline, no more
+        answer, at, position = pending
+        remaining = at + REPLY_DEADLINE_INTERVALS * interval - master.clock.now()
+        if remaining > 0:
+            master.wait_for(answer, remaining, after=position)
+    master.sleep(SETTLE_INTERVALS * interval)
+    if schedule.quit_at_end and (process is None or process.poll() is None):
+        master.send(MessageType.QUIT)
+        master.expect(MessageType.QUIT, REPLY_DEADLINE_INTERVALS * interval, description="in answer to quit")
+        if process is not None:
+            process.wait(6 * interval)
+
+
+def _perform(master: FakeMaster, step: Step, interval: float, number: int) -> str | None:
+    """One step; returns the answer type the step's request awaits (spawn, stop), if any."""
+    seconds = step.intervals * interval
+    awaits: str | None = None
+    if step.action == "storm":
+        mix = STORM_MIXES[step.mix]
+        master.storm(StormSpec(threads=step.threads, rate=step.rate, duration=max(seconds, 0.01), mix=mix, seed=number))
+        return None
+    if step.action == "heartbeat":
+        master.send(MessageType.HEARTBEAT)
+    elif step.action in ("spawn", "stale-spawn"):
+        master.spawn({USER_CLASS: step.users}, timestamp=0.0 if step.action == "stale-spawn" else None)
+        awaits = MessageType.SPAWNING_COMPLETE if step.action == "spawn" else None
+    elif step.action == "stop":
+        master.send(MessageType.STOP)
+        awaits = MessageType.CLIENT_STOPPED
+    elif step.action == "reconnect":
+        master.send(MessageType.RECONNECT)
+    elif step.action == "duplicate-ack":
+        master.send(MessageType.ACK, {"index": 0})
+    elif step.action == "unknown":
+        master.send("lc_unknown_type", {"step": number})
+    elif step.action == "malformed":
+        master.send_malformed(step.kind)
+    elif step.action in ("silence", "pause-reading", "delay-replies", "drop-replies"):
+        _window(master, step, seconds, interval, number)
+        return None
+    master.sleep(seconds)
+    return awaits
+
+
+def _window(master: FakeMaster, step: Step, seconds: float, interval: float, number: int) -> None:
+    """A fault that lasts the whole step, then ends."""
+    if step.action == "silence":
+        master.silence(seconds)
+    elif step.action == "pause-reading":
+        master.pause_reading(seconds)
+    else:
+        if step.action == "delay-replies":
+            fault = Fault("delay", types=(MessageType.HEARTBEAT,), seconds=step.delay * interval, jitter=0.25 * interval)
+        else:
+            fault = Fault("drop", types=(MessageType.HEARTBEAT,), probability=step.probability)
+        master.install_faults(FaultPlan((fault,), seed=number))
+    master.sleep(seconds)
+    if step.action in ("delay-replies", "drop-replies"):
+        master.clear_faults()
+    elif step.action == "silence":
+        master.end_silence()
+    else:
+        master.resume_reading()
+
+
+def schedule_case(schedule: Schedule) -> Case:
+    """The schedule as a catalog-style case, so it runs with every oracle, stack dumps and evidence on disk."""
+
+    def body(ctx: CaseContext) -> None:
+        execute(ctx.master, schedule, ctx.timing, ctx.process)
+
+    budget = schedule.total_intervals + REPLY_DEADLINE_INTERVALS + SETTLE_INTERVALS + 12
+    return Case(
+        "explore/schedule",
+        "timing",
+        "A drawn schedule",
+        "no FAILED verdict from any oracle",
+        "§5",
+        body,
+        budget,
+    )
+
+
+# -- exploring ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Example:
+    """One schedule run against the worker."""
+
+    number: int
+    schedule: Schedule
+    verdict: Verdict
+    worst_gap: float | None  # in heartbeat intervals
+    duration: float
+    failed: list[Finding]
+    phase: str  # generate / shrink / reproduce
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "phase": self.phase,
+            "schedule": self.schedule.to_dict(),
+            "describe": self.schedule.describe(),
+            "verdict": self.verdict.value,
+            "worst_gap_intervals": None if self.worst_gap is None else round(self.worst_gap, 3),
+            "duration_s": round(self.duration, 3),
+            "failed": [f.to_json() for f in self.failed],
+        }
+
+
+@dataclass
+class Exploration:
+    """What ``explore`` did and found."""
+
+    worker: str
+    seed: int
+    max_examples: int
+    heartbeat_interval: float
+    examples: list[Example] = field(default_factory=list)
+    minimal: Example | None = None
+    reproduced: int = 0
+    reproduce_runs: int = 0
+    repro_script: str = ""
+    started_at: str = ""
+    duration: float = 0.0
+    flaky: str = ""
+
+    @property
+    def failures(self) -> list[Example]:
+        return [e for e in self.examples if e.failed]
+
+    @property
+    def unknown(self) -> list[Example]:
+        return [e for e in self.examples if e.verdict is Verdict.UNKNOWN]
+
+    def generated(self) -> int:
+        return sum(1 for e in self.examples if e.phase == "generate")
+
+    def to_json(self) -> dict[str, Any]:
+        first = next((e for e in self.examples if e.failed), None)
+        return {
+            "schema_version": 1,
+            "kind": "exploration",
+            "run": {
+                "worker": self.worker,
+                "seed": self.seed,
+                "max_examples": self.max_examples,
+                "heartbeat_interval": self.heartbeat_interval,
+                "started_at": self.started_at,
+                "duration_s": round(self.duration, 1),
+            },
+            "examples_run": len(self.examples),
+            "examples_generated": self.generated(),
+            "first_failure_at_example": first.number if first else None,
+            "minimal": self.minimal.to_json() if self.minimal else None,
+            "reproduction": {"reproduced": self.reproduced, "runs": self.reproduce_runs},
+            "repro_script": self.repro_script,
+            "flaky": self.flaky,
+            "unknown": [e.to_json() for e in self.unknown],
+            "examples": [e.to_json() for e in self.examples],
+        }
+
+
+Progress = Callable[[Example], None]
+
+
+def _size(schedule: Schedule) -> tuple[int, float]:
+    return (len(schedule.steps), schedule.total_intervals)
+
+
+def explore(
+    worker: str,
+    *,
+    seed: int,
+    max_examples: int,
+    report: Path,
+    heartbeat_interval: float = EXPLORE_INTERVAL,
+    shrink_seconds: float = 120.0,
+    reproduce: int = 5,
+    progress: Progress | None = None,
+    strategy: hypothesis.strategies.SearchStrategy[Schedule] | None = None,
+    target: bool = True,
+) -> Exploration:
+    """Run up to ``max_examples`` drawn schedules against ``worker``; shrink, re-run and script a failure.
+
+    The same ``seed`` draws the same schedules in the same order until Hypothesis starts optimising the
+    target (after about half of ``max_examples``): from there it follows the measured gaps. With
+    ``target=False`` the whole sequence follows from the seed (for as long as the verdicts are the same).
+    """
+    result = Exploration(
+        worker,
+        seed,
+        max_examples,
+        heartbeat_interval,
+        started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    )
+    config = RunConfig(worker, "explore", heartbeat_interval)
+    started = time.monotonic()
+    shrink_until: list[float] = []  # set when the first failure is seen
+    scratch = report / "examples"
+
+    def run(schedule: Schedule, phase: str) -> Example:
+        number = len(result.examples) + 1
+        case = run_case(schedule_case(schedule), config, scratch / f"{number:04d}")
+        gap = None if case.max_heartbeat_gap is None else case.max_heartbeat_gap / heartbeat_interval
+        failed = [f for f in case.findings if f.verdict is Verdict.FAILED]
+        example = Example(number, schedule, case.verdict, gap, case.duration, failed, phase)
+        result.examples.append(example)
+        _keep_only_interesting(case, example)
+        if progress is not None:
+            progress(example)
+        return example
+
+    @settings(
+        max_examples=max_examples,
+        database=None,
+        deadline=None,
+        derandomize=False,
+        phases=(Phase.generate, Phase.target, Phase.shrink) if target else (Phase.generate, Phase.shrink),
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+        print_blob=False,
+    )
+    @given(strategy if strategy is not None else schedules())
+    def property_(schedule: Schedule) -> None:
+        shrinking = bool(shrink_until)
+        if shrinking and time.monotonic() > shrink_until[0]:
+            return  # out of shrinking time: candidates pass untried, the shrinker gives up (see Flaky below)
+        example = run(schedule, "shrink" if shrinking else "generate")
+        if target and example.worst_gap is not None:
+            hypothesis.target(example.worst_gap, label="worst heartbeat gap (intervals)")
+        if example.verdict is Verdict.UNKNOWN:
+            hypothesis.reject()  # the harness could not judge it: recorded and reported, not a pass
+        if example.failed:
+            if not shrink_until:
+                shrink_until.append(time.monotonic() + shrink_seconds)
+            raise AssertionError(f"{example.failed[0]}")
+
+    try:
+        hypothesis.seed(seed)(property_)()
+    except AssertionError:
+        pass  # the failure is in result.examples
+    except Flaky as exc:  # the minimal schedule did not fail again on Hypothesis's final replay (real time)
+        result.flaky = str(exc).splitlines()[0][:300]
+    except hypothesis.errors.Unsatisfiable as exc:
+        result.flaky = f"too many schedules could not be judged: {exc}"
+    failures = result.failures
+    if failures:
+        result.minimal = min(failures, key=lambda e: _size(e.schedule))
+        for _ in range(reproduce):
+            again = run(result.minimal.schedule, "reproduce")
+            result.reproduced += bool(again.failed)
+            result.reproduce_runs += 1
+        script = report / "repro_explore.py"
+        script.write_text(repro_script(result.minimal, result), "utf-8")
+        result.repro_script = str(script)
+    result.duration = time.monotonic() - started
+    return result
+
+
+def _keep_only_interesting(case: CaseResult, example: Example) -> None:
+    """Keep the evidence of failures and UNKNOWNs; a passing example's folder is removed."""
+    if not example.failed and example.verdict is not Verdict.UNKNOWN:
+        shutil.rmtree(case.artifacts, ignore_errors=True)
+
+
+# -- the standalone repro script --------------------------------------------------------------------
+
+_SCRIPT = '''"""A minimal schedule found by `locust-conformance explore` ({when}, seed {seed}).
+
+Against {worker!r} it failed: {failure}
+Reproduced {reproduced} of {runs} re-runs. Schedule ({steps} steps): {describe}
+
+    python {name} --worker CMD [--heartbeat-interval {interval:g}] [--attempts N] [--out DIR]
+
+Exit codes: 0 not reproduced, 1 reproduced, 2 could not judge, 3 usage.
+"""
+
+import sys
+
+from harness.explore import replay_main
+
+SCHEDULE = {schedule}
+
+if __name__ == "__main__":
+    sys.exit(replay_main(SCHEDULE, default_interval={interval!r}))
+'''
+
+
+def repro_script(example: Example, exploration: Exploration) -> str:
+    """The text of a standalone script that replays ``example``'s schedule against any worker."""
+    return _SCRIPT.format(
+        when=exploration.started_at,
+        seed=exploration.seed,
+        worker=exploration.worker,
+        failure=textwrap.shorten(str(example.failed[0]) if example.failed else example.verdict.value, 300),
+        reproduced=exploration.reproduced,
+        runs=exploration.reproduce_runs,
+        steps=len(example.schedule.steps),
+        describe=example.schedule.describe(),
+        name="repro_explore.py",
+        interval=exploration.heartbeat_interval,
+        schedule=json.dumps(example.schedule.to_dict(), indent=4),
+    )
+
+
+def replay_main(schedule: dict[str, Any], *, default_interval: float = EXPLORE_INTERVAL, argv: list[str] | None = None) -> int:
+    """Replay one schedule against ``--worker`` (the entry point of a generated repro script)."""
+    plan = Schedule.from_dict(schedule)
+
+    def drive(master: FakeMaster, process: WorkerProcess, timing: Timing) -> None:
+        execute(master, plan, timing, process)
+
+    def explain(r: Recording) -> Outcome:
+        failed = [f for f in r.findings if f.verdict is Verdict.FAILED]
+        if r.failure:
+            expected, _, observed = r.failure.removeprefix("expected ").partition("; observed ")
+            failed.insert(0, Finding("progress", Verdict.FAILED, expected, observed))
+        gaps = [g for _, g in r.gaps()]
+        worst = f"worst heartbeat gap {max(gaps):.3f} s" if gaps else "no heartbeat gap measured"
+        evidence = [f"schedule: {plan.describe()}", worst]
+        if not failed:
+            return Outcome(False, f"no FAILED verdict ({worst})", evidence)
+        first = failed[0]
+        return Outcome(True, str(first), evidence, first.at)
+
+    return repro_main(
+        drive,
+        explain,
+        title=f"explore repro: a {len(plan.steps)}-step schedule",
+        description=plan.describe(),
+        default_interval=default_interval,
+        argv=argv,
+    )

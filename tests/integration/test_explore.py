@@ -1,0 +1,108 @@
+"""``explore``: Hypothesis schedules against real worker processes, shrinking to a standalone repro script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.explore import explore, schedule_case
+from harness.mutation import command_for
+from harness.runner import RunConfig, run_case
+from harness.schedule import Schedule, Step
+from harness.verdicts import Verdict
+
+pytestmark = [pytest.mark.integration]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def replay(script: Path, worker: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(script), "--worker", worker], capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+@pytest.mark.timeout(120)
+def test_a_schedule_runs_as_a_case_against_the_clean_worker(tmp_path: Path) -> None:
+    schedule = Schedule(
+        (
+            Step("spawn", 1.5, users=2),
+            Step("storm", 1, threads=2, rate=500.0, mix="mixed"),
+            Step("silence", 2),
+            Step("delay-replies", 1, delay=0.5),
+            Step("pause-reading", 1),
+            Step("stop", 1),
+        ),
+        quit_at_end=True,
+    )
+    result = run_case(schedule_case(schedule), RunConfig("reference", "clean", 0.1), tmp_path)
+    assert result.verdict in (Verdict.OK, Verdict.INFORMATIONAL, Verdict.NON_STRICT), "\n".join(map(str, result.findings))
+    notes = (tmp_path / "trace.txt").read_text()
+    for number in range(1, 7):
+        assert f"schedule step {number}: " in notes
+    assert result.worker_exit == 0, "quit at the end: the worker exits by itself"
+
+
+@pytest.mark.timeout(400)
+def test_explore_finds_the_deadlock_and_shrinks_it_to_a_repro_script(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "explore",
+            "--worker",
+            command_for("lock-across-recv"),
+            "--examples",
+            "50",
+            "--seed",
+            "1",
+            "--report",
+            str(tmp_path),
+            "--shrink-time",
+            "90",
+            "--reproduce",
+            "3",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert out.splitlines()[0].startswith("explore: worker") and "seed 1," in out.splitlines()[0]
+    data = json.loads((tmp_path / "explore.json").read_text())
+    assert data["first_failure_at_example"] <= 50
+    minimal = data["minimal"]
+    assert len(minimal["schedule"]["steps"]) <= 3, minimal
+    assert any(f["oracle"] == "heartbeat.missing" for f in minimal["failed"])
+    assert data["reproduction"] == {"reproduced": 3, "runs": 3}
+    script = tmp_path / "repro_explore.py"
+    found = subprocess.run(
+        [sys.executable, str(script), "--worker", command_for("lock-across-recv")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert found.returncode == 1, found.stdout + found.stderr
+    assert "REPRODUCED: FAILED [heartbeat.missing]" in found.stdout
+    clean = subprocess.run(
+        [sys.executable, str(script), "--worker", "reference"], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+
+
+@pytest.mark.timeout(300)
+def test_the_clean_worker_passes_drawn_schedules_and_the_seed_fixes_them(tmp_path: Path) -> None:
+    runs = [explore("reference", seed=7, max_examples=12, report=tmp_path / str(i), target=False) for i in range(2)]
+    for run in runs:
+        assert not run.failures, [str(e.failed[0]) for e in run.failures]
+        assert not run.unknown
+        assert len(run.examples) == 12
+    assert [e.schedule for e in runs[0].examples] == [e.schedule for e in runs[1].examples]
+    assert not list((tmp_path / "0" / "examples").iterdir()), "passing examples leave nothing behind"
+
+
+@pytest.mark.timeout(60)
+def test_explore_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explore", "--examples", "0"]) == 3
+    assert main(["explore", "--worker", "no placeholders"]) == 3
+    assert "{port}" in capsys.readouterr().err

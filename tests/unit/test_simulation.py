@@ -1,0 +1,103 @@
+"""The in-memory simulation (harness.simulation): deterministic, judged by the catalog's oracles, and able to
+catch the reference worker's protocol-logic defects through a Hypothesis state machine."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+
+from harness.protocol.messages import MessageType
+from harness.schedule import Schedule, Step, schedules
+from harness.simulation import ACCEPTED, EXIT_CRASH, Simulation, run_machine, simulate
+from harness.trace import Kind
+from harness.verdicts import Verdict
+from worker.defects import DEFECTS, THREADING_DEFECTS
+
+# Defects of the socket design need real threads and sockets: the simulation has neither.
+SESSION_DEFECTS = sorted(set(DEFECTS) - set(THREADING_DEFECTS))
+
+
+def lifecycle(sim: Simulation) -> Simulation:
+    sim.start()
+    sim.advance(0.5)
+    sim.spawn(3)
+    sim.advance(5)
+    sim.send(MessageType.STOP)
+    sim.advance(3)
+    sim.send(MessageType.QUIT)
+    sim.advance(7)
+    return sim
+
+
+def test_a_clean_lifecycle_is_judged_ok_by_every_oracle() -> None:
+    sim = lifecycle(Simulation())
+    assert sim.judge() == []
+    assert sim.exit_code == 0
+    types = [r.type for r in sim.records if r.kind is Kind.RECV]
+    assert types[:2] == [MessageType.CLIENT_READY, MessageType.HEARTBEAT]
+    assert [t for t in types if t not in (MessageType.HEARTBEAT, MessageType.STATS, MessageType.LOGS)] == [
+        "client_ready",
+        "spawning",
+        "spawning_complete",
+        "client_stopped",
+        "client_ready",
+        "quit",
+    ]
+
+
+def test_the_same_inputs_give_the_same_trace() -> None:
+    a, b = lifecycle(Simulation(seed=3)), lifecycle(Simulation(seed=3))
+    assert [(r.t, r.kind, r.type, r.note) for r in a.records] == [(r.t, r.kind, r.type, r.note) for r in b.records]
+
+
+def test_heartbeats_keep_exact_time_in_simulation() -> None:
+    sim = Simulation().start()
+    sim.advance(20)
+    beats = [r.t for r in sim.records if r.kind is Kind.RECV and r.type == MessageType.HEARTBEAT]
+    assert len(beats) == 20
+    assert {round(b - a, 6) for a, b in zip(beats, beats[1:], strict=False)} == {1.0}
+
+
+def test_a_raise_in_the_session_is_a_crash_with_its_traceback() -> None:
+    sim = Simulation(defects=frozenset({"crash-on-unknown"})).start()
+    sim.advance(0.5)
+    sim.send("no_such_type", {})
+    sim.advance(10)
+    assert sim.exit_code == EXIT_CRASH
+    assert "KeyError" in sim.output[-1]
+    assert {f.oracle for f in sim.judge()} >= {"socket.traceback", "heartbeat.missing"}
+
+
+def test_simulate_replays_a_schedule() -> None:
+    result = simulate(Schedule((Step("spawn", 2, users=3), Step("quiet", 4), Step("stop", 1)), quit_at_end=True))
+    assert result.verdict is Verdict.OK, result.findings
+    assert result.worst_gap == pytest.approx(1.0)
+    late = simulate(Schedule((Step("quiet", 5),)), defects=frozenset({"late-heartbeats"}))
+    assert late.verdict is Verdict.NON_STRICT and late.worst_gap == pytest.approx(1.7)
+
+
+@settings(max_examples=150, deadline=None)
+@given(schedules())
+def test_the_clean_session_passes_any_drawn_schedule(schedule: Schedule) -> None:
+    result = simulate(schedule)
+    assert result.verdict in ACCEPTED, "\n".join(map(str, result.findings))
+
+
+def test_the_clean_session_passes_the_state_machine() -> None:
+    run_machine(examples=300)
+
+
+@pytest.mark.parametrize("defect", SESSION_DEFECTS)
+def test_the_state_machine_catches_each_session_defect(defect: str) -> None:
+    with pytest.raises(AssertionError):
+        run_machine(frozenset({defect}), examples=3000, shrink=False)
+
+
+def test_a_caught_defect_shrinks_to_the_few_steps_that_show_it() -> None:
+    with pytest.raises(AssertionError) as caught:
+        run_machine(frozenset({"stuck-spawning"}), examples=1000)
+    notes = getattr(caught.value, "__notes__", [])
+    steps = [line for line in notes if line.startswith("state.") and "worker_alive_unless_told" not in line]
+    assert "progress.spawn" in str(caught.value)
+    assert steps[-1] == "state.teardown()" and any(line.startswith("state.spawn(") for line in steps)
+    assert len(steps) <= 6, steps  # connect, at most four actions (of up to ten drawn), teardown
