@@ -17,7 +17,7 @@ reported, never counted as a pass.
 from __future__ import annotations
 
 import datetime
-import json
+import pprint
 import shutil
 import textwrap
 import time
@@ -368,7 +368,7 @@ def repro_script(example: Example, exploration: Exploration) -> str:
         describe=example.schedule.describe(),
         name="repro_explore.py",
         interval=exploration.heartbeat_interval,
-        schedule=json.dumps(example.schedule.to_dict(), indent=4),
+        schedule=pprint.pformat(example.schedule.to_dict(), width=110, sort_dicts=False),
     )
 
 
@@ -383,7 +383,7 @@ def replay_main(schedule: dict[str, Any], *, default_interval: float = EXPLORE_I
         failed = [f for f in r.findings if f.verdict is Verdict.FAILED]
         if r.failure:
             expected, _, observed = r.failure.removeprefix("expected ").partition("; observed ")
-            failed.insert(0, Finding("progress", Verdict.FAILED, expected, observed))
+            failed.append(Finding("progress", Verdict.FAILED, expected, observed))  # after the oracles' (they say why)
         gaps = [g for _, g in r.gaps()]
         worst = f"worst heartbeat gap {max(gaps):.3f} s" if gaps else "no heartbeat gap measured"
         evidence = [f"schedule: {plan.describe()}", worst]
