@@ -73,6 +73,7 @@ class WorkerRuntime:
         self.exit_code: int | None = None
         self.exit_reason = ""
         self._connect_at: float | None = None  # a new socket waits this long before it connects (see RECONNECT_DELAY)
+        self._held: list[Send] = []  # sent while the new socket waits to connect; they leave on connect
 
     def _take_report(self) -> dict[str, Any]:
         # DEFECT cumulative-stats: the counters are never reset, so every report repeats all earlier ones.
@@ -98,7 +99,7 @@ class WorkerRuntime:
 
         A ROUTER without ROUTER_HANDOVER (Locust's) rejects a connection whose identity is still attached, and
         the rejected DEALER stays silent for good. So the new socket waits RECONNECT_DELAY before it connects;
-        what is sent meanwhile queues in it and leaves on connect.
+        what is sent meanwhile is held and leaves on connect (before connect() a DEALER has no pipe to queue into).
         """
         self.owner.replace_socket(self._socket)
         self._connect_at = time.monotonic() + RECONNECT_DELAY
@@ -135,6 +136,9 @@ class WorkerRuntime:
         if self._connect_at is not None and now >= self._connect_at and self.owner.socket is not None:
             self._connect_at = None
             self.owner.socket.connect(self.endpoint)
+            held, self._held = self._held, []
+            for effect in held:
+                self._send(effect)
         self._apply(self.session.tick(now))
 
     def _apply(self, effects: list[Effect]) -> None:
@@ -162,6 +166,11 @@ class WorkerRuntime:
         return lambda actual: self._apply(self.session.users_applied(spawn_id, actual))
 
     def _send(self, effect: Send) -> None:
+        if self._connect_at is not None:
+            # A socket that has not called connect() yet has no pipe to queue into (a send would fail at once):
+            # hold the message and send it on connect, in order.
+            self._held.append(effect)
+            return
         sock = self.owner.socket
         assert sock is not None
         try:

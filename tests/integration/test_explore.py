@@ -106,3 +106,15 @@ def test_explore_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explore", "--examples", "0"]) == 3
     assert main(["explore", "--worker", "no placeholders"]) == 3
     assert "{port}" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(120)
+def test_no_heartbeat_is_lost_across_reconnects(tmp_path: Path) -> None:
+    """Found by explore: a heartbeat due while the new socket waited to connect was dropped (gaps of 2 intervals).
+
+    Five reconnects 1.25 intervals apart put one of them in that window almost surely.
+    """
+    schedule = Schedule(tuple(Step("reconnect", 1.25) for _ in range(5)))
+    result = run_case(schedule_case(schedule), RunConfig("reference", "clean", 0.1), tmp_path)
+    assert result.verdict is Verdict.OK, "\n".join(map(str, result.findings))
+    assert "dropped" not in (tmp_path / "worker.log").read_text()

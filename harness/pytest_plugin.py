@@ -1,0 +1,283 @@
+"""pytest plugin ``locust_conformance``: the catalog as test items, and fixtures for custom scenarios.
+
+Registered through the ``pytest11`` entry point under its own name (Locust registers ``locust``). Only
+pytest and the standard library are imported here at start-up; the harness (ZeroMQ, the fake master,
+the catalog) is imported when a run or a fixture needs it.
+
+    pytest --lc-worker reference                       # the whole catalog against the reference worker
+    pytest --lc-worker locust --lc-cases 'spawn,storms/01*' --lc-heartbeat-interval 0.25
+    pytest --lc-worker 'java -jar w.jar --master-port {port}' --lc-strict tests/   # catalog + your own tests
+
+Verdicts map to outcomes: OK passes; NON-STRICT passes with a ``LocustConformanceWarning`` (fails with
+``--lc-strict``); INFORMATIONAL and UNIMPLEMENTED are skips whose reason is the evidence; FAILED fails with
+the evidence as its text; UNKNOWN (the harness could not judge) fails too, never passes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from fakemaster.master import FakeMaster
+    from harness.catalog import Case, CaseContext
+    from harness.launcher import WorkerProcess
+    from harness.protocol.timing import Timing
+    from harness.runner import CaseResult
+
+DEFAULT_WORKER = "reference"
+DEFAULT_INTERVAL = 0.2  # harness.runner.DEFAULT_INTERVAL, repeated to keep this module light (a test checks they agree)
+DEFAULT_USER_CLASS = "ConformanceUser"
+
+
+class LocustConformanceWarning(UserWarning):
+    """A case passed outside its tolerance (NON-STRICT): the real master works with it, but the margin is gone."""
+
+
+class VerdictFailure(Exception):
+    """A FAILED or UNKNOWN verdict (or NON-STRICT under --lc-strict); its text is the evidence."""
+
+
+# -- options -------------------------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("locust-conformance", "Locust worker conformance (locust-conformance)")
+    group.addoption(
+        "--lc-worker",
+        default=None,
+        help="run the catalog against this worker: 'reference', 'locust' or a command template with {host} {port} "
+        "(and optionally {heartbeat_interval}, {python}); also the default worker of the fixtures",
+    )
+    group.addoption("--lc-cases", default=None, help="comma-separated globs over case ids or categories (default: all)")
+    group.addoption("--lc-heartbeat-interval", type=float, default=None, help=f"time compression (default {DEFAULT_INTERVAL} s)")
+    group.addoption("--lc-user-class", default=None, help=f"the user class spawns ask for (default {DEFAULT_USER_CLASS})")
+    group.addoption("--lc-strict", action="store_true", default=None, help="NON-STRICT verdicts fail instead of warning")
+    group.addoption("--lc-report", default=None, help="folder for the cases' evidence (default: pytest's tmp_path folders)")
+    parser.addini("lc_worker", "as --lc-worker", default=None)
+    parser.addini("lc_cases", "as --lc-cases", default=None)
+    parser.addini("lc_heartbeat_interval", "as --lc-heartbeat-interval", default=None)
+    parser.addini("lc_user_class", "as --lc-user-class", default=None)
+    parser.addini("lc_strict", "as --lc-strict", type="bool", default=False)
+    parser.addini("lc_report", "as --lc-report", default=None)
+
+
+def _option(config: pytest.Config, name: str) -> Any:
+    """The command-line value, else the ini value, else None."""
+    value = config.getoption(f"lc_{name}")
+    if value is None:
+        value = config.getini(f"lc_{name}")
+    return value if value not in ("", None) else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lc_catalog: a case of the locust-conformance catalog")
+    config.addinivalue_line("markers", "lc_worker(command): the worker command the lc_ fixtures start in this test")
+    config.addinivalue_line("markers", "lc_heartbeat_interval(seconds): the time compression of the lc_ fixtures in this test")
+
+
+# -- the catalog as items ----------------------------------------------------------------------------
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With --lc-worker and no paths on the command line, run the catalog only (not the project's own tests)."""
+    if _option(config, "worker") and not _explicit_paths(config):
+        return True
+    return None
+
+
+def _explicit_paths(config: pytest.Config) -> bool:
+    """True if paths or node ids were given on the command line (not taken from testpaths or the current folder)."""
+    return config.args_source is pytest.Config.ArgsSource.ARGS
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    worker = _option(config, "worker")
+    if not worker:
+        return
+    from harness.catalog import select
+    from harness.errors import ScenarioError
+    from harness.launcher import render_command
+
+    try:
+        render_command(worker, "127.0.0.1", 1, 1.0)
+    except ScenarioError as exc:
+        raise pytest.UsageError(f"--lc-worker: {exc}") from exc
+    cases = select(_option(config, "cases"))
+    if not cases:
+        raise pytest.UsageError(f"--lc-cases {_option(config, 'cases')!r} matches no case (see 'locust-conformance list')")
+    from _pytest.runner import collect_one_node  # collected through pytest's own machinery: counted and reported
+
+    collector = CatalogCollector.from_parent(session, name="locust-conformance", cases=cases)
+    report = collect_one_node(collector)
+    collector.ihook.pytest_collectreport(report=report)
+    items[:0] = [item for item in report.result if isinstance(item, pytest.Item)]
+
+
+class CatalogCollector(pytest.Collector):
+    """The selected catalog cases, as items."""
+
+    def __init__(self, *, cases: list[Case], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cases = cases
+
+    def collect(self) -> list[pytest.Item]:
+        return [CatalogItem.from_parent(self, name=case.id, case=case) for case in self.cases]
+
+
+class CatalogItem(pytest.Item):
+    """One catalog case run against the --lc-worker command; named by its case id."""
+
+    def __init__(self, *, case: Case, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+        self.add_marker(pytest.mark.lc_catalog)
+        self.keywords[case.category] = True
+
+    def runtest(self) -> None:
+        from harness.runner import RunConfig, run_case
+
+        config = self.config
+        worker = str(_option(config, "worker"))
+        interval = float(_option(config, "heartbeat_interval") or DEFAULT_INTERVAL)
+        label = worker if worker in ("reference", "locust") else "custom"
+        run = RunConfig(worker, label, interval, str(_option(config, "user_class") or DEFAULT_USER_CLASS))
+        result = run_case(self.case, run, _report_folder(config, self.case.id))
+        self.user_properties.append(("verdict", result.verdict.value))
+        self.user_properties.append(("artifacts", result.artifacts))
+        outcome(result, strict=bool(_option(config, "strict")))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, VerdictFailure):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return Path(self.case.body.__code__.co_filename), self.case.body.__code__.co_firstlineno, f"catalog case {self.case.id}"
+
+
+def _report_folder(config: pytest.Config, case_id: str) -> Path:
+    """Per case, and per xdist worker so parallel runs never share a folder."""
+    base = _option(config, "report")
+    worker_id = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    root = Path(base) if base else config._tmp_path_factory.getbasetemp() / "locust-conformance"  # type: ignore[attr-defined]
+    return root / worker_id / case_id.replace("/", "__")
+
+
+def evidence(result: CaseResult) -> str:
+    """The verdict and every finding that is not OK, with where the evidence lies on disk."""
+    from harness.verdicts import Verdict
+
+    lines = [f"{result.case.id}: {result.verdict.value} ({result.case.title})", f"expected: {result.case.expectation}"]
+    lines += [f"  {f}" for f in result.findings if f.verdict is not Verdict.OK]
+    lines.append(f"evidence: {result.artifacts}")
+    return "\n".join(lines)
+
+
+def outcome(result: CaseResult, *, strict: bool) -> None:
+    """Turn a verdict into a pytest outcome (see the module docstring)."""
+    from harness.verdicts import Verdict
+
+    text = evidence(result)
+    if result.verdict in (Verdict.FAILED, Verdict.UNKNOWN) or (strict and result.verdict is Verdict.NON_STRICT):
+        raise VerdictFailure(text)
+    if result.verdict in (Verdict.INFORMATIONAL, Verdict.UNIMPLEMENTED):
+        pytest.skip(text)
+    if result.verdict is Verdict.NON_STRICT:
+        import warnings
+
+        warnings.warn(LocustConformanceWarning(text), stacklevel=1)
+
+
+# -- fixtures for custom scenarios ------------------------------------------------------------------
+
+
+def _marker_arg(request: pytest.FixtureRequest, name: str) -> Any:
+    marker = request.node.get_closest_marker(name)
+    return marker.args[0] if marker and marker.args else None
+
+
+@pytest.fixture
+def lc_worker_command(request: pytest.FixtureRequest) -> str:
+    """The worker command: the ``lc_worker`` marker, else --lc-worker / lc_worker, else 'reference'."""
+    return str(_marker_arg(request, "lc_worker") or _option(request.config, "worker") or DEFAULT_WORKER)
+
+
+@pytest.fixture
+def lc_timing(request: pytest.FixtureRequest) -> Timing:
+    """Locust's timing compressed to the ``lc_heartbeat_interval`` marker / option (default 0.2 s)."""
+    from harness.protocol.timing import LOCUST_TIMING
+
+    interval = _marker_arg(request, "lc_heartbeat_interval") or _option(request.config, "heartbeat_interval")
+    return LOCUST_TIMING.compressed(float(interval or DEFAULT_INTERVAL))
+
+
+@pytest.fixture
+def fake_master(lc_timing: Timing) -> Iterator[FakeMaster]:
+    """A running fake master on 127.0.0.1, on a free port; closed after the test."""
+    from fakemaster.master import FakeMaster
+
+    with FakeMaster(timing=lc_timing) as master:
+        yield master
+
+
+@pytest.fixture
+def lc_worker(fake_master: FakeMaster, lc_worker_command: str, lc_timing: Timing, tmp_path: Path) -> Iterator[WorkerProcess]:
+    """The worker command started against ``fake_master`` in its own process group (output in tmp_path/worker.log);
+    always stopped and reaped after the test."""
+    from harness.launcher import WorkerProcess, render_command
+
+    command = render_command(lc_worker_command, fake_master.host, fake_master.port, lc_timing.heartbeat_interval)
+    with WorkerProcess(command, tmp_path / "worker.log") as process:
+        yield process
+
+
+@pytest.fixture
+def lc_context(
+    fake_master: FakeMaster, lc_worker: WorkerProcess, lc_timing: Timing, request: pytest.FixtureRequest
+) -> CaseContext:
+    """The catalog's scripting API (handshake, spawn, expect, observe, quit, ...) on ``fake_master`` and ``lc_worker``,
+    after the worker's first message."""
+    from harness.catalog import CaseContext
+
+    ctx = CaseContext(fake_master, lc_worker, lc_timing, str(_option(request.config, "user_class") or DEFAULT_USER_CLASS))
+    ctx.first_message()
+    return ctx
+
+
+@pytest.fixture
+def lc_run(
+    lc_worker_command: str, lc_timing: Timing, tmp_path: Path, request: pytest.FixtureRequest
+) -> Callable[..., CaseResult]:
+    """Run a scenario body like a catalog case: ``lc_run(body, budget=20)`` -> CaseResult (verdict, findings).
+
+    The body gets a CaseContext; a fresh fake master and worker, every oracle, evidence under tmp_path.
+    """
+    from harness.catalog import Case
+    from harness.runner import RunConfig, run_case
+
+    def run(body: Callable[[CaseContext], None], *, budget: float = 30, title: str = "", expectation: str = "") -> CaseResult:
+        name = request.node.name
+        case = Case(f"custom/{name}", "timing", title or name, expectation or "no FAILED verdict", "", body, budget)
+        user_class = str(_option(request.config, "user_class") or DEFAULT_USER_CLASS)
+        config = RunConfig(lc_worker_command, "custom", lc_timing.heartbeat_interval, user_class)
+        return run_case(case, config, tmp_path / "case")
+
+    return run
+
+
+@pytest.fixture
+def lc_assert_verdict() -> Callable[..., None]:
+    """``lc_assert_verdict(result, "OK", "INFORMATIONAL")``: fail with the evidence unless the verdict is allowed."""
+
+    def check(result: CaseResult, *allowed: str) -> None:
+        wanted = allowed or ("OK",)
+        if result.verdict.value not in wanted:
+            pytest.fail(f"verdict {result.verdict.value}, expected {' or '.join(wanted)}\n{evidence(result)}", pytrace=False)
+
+    return check
