@@ -31,10 +31,10 @@ import zmq
 
 from fakemaster.storm import JOIN_SLACK, StormHandle, StormResult, StormSpec
 from harness.clock import Clock, MonotonicClock
-from harness.errors import ExpectationFailed, HarnessFault, ScenarioError
+from harness.errors import ExpectationFailed, HarnessFault, MalformedFrame, ScenarioError
 from harness.faults import RAW, Decision, FaultEngine, FaultPlan, malformed_frames
 from harness.owner import RECV_BATCH, SocketOwner
-from harness.protocol.codec import DEFAULT_MAX_FRAME_BYTES, encode
+from harness.protocol.codec import DEFAULT_MAX_FRAME_BYTES, decode, encode
 from harness.protocol.master import MasterCore, WorkerView
 from harness.protocol.messages import Message
 from harness.protocol.schema import Severity
@@ -127,6 +127,8 @@ class FakeMaster:
         self._held: dict[int, Outbound] = {}
         self._resume_at: float | None = None
         self._silenced = False
+        self._handed_over = False  # ROUTER_HANDOVER was on at some point (a pause in reading)
+        self._identities_seen: set[bytes] = set()
         self._silence_until: float | None = None
         self._rebind_at: float | None = None
         self._rebind_attempts = 0
@@ -246,6 +248,8 @@ class FakeMaster:
                 )
 
     def _receive(self, identity: bytes, payload: list[bytes]) -> None:
+        identity = self._original_identity(identity, payload)
+        self._identities_seen.add(identity)
         inbound = self.core.inspect(identity, payload)
         broken = inbound.message is None or any(v.severity is Severity.ERROR for v in inbound.violations)
         self.trace.append(
@@ -393,14 +397,45 @@ class FakeMaster:
         now = self.clock.now()
         if self._owner.reading:
             self.fault_note(window_note("pause-reading", "start", "until resumed" if seconds is None else f"for {seconds:g} s"))
+            self._set_handover(True)
         self._owner.reading = False
         self._resume_at = None if seconds is None else now + seconds
 
     def _resume(self) -> None:
         self._resume_at = None
         if not self._owner.reading:
+            self._set_handover(False)
             self._owner.reading = True
             self.fault_note(window_note("pause-reading", "end"))
+
+    def _original_identity(self, identity: bytes, payload: list[bytes]) -> bytes:
+        """The identity a handed-over connection had (see ``_set_handover``).
+
+        Handover gives the replaced connection a routing id libzmq generates (a zero byte and four more); its
+        unread messages then arrive under that id. Only such an id never seen before a handover is read as
+        the node_id its message names: a worker that sets no identity at all keeps being judged for it.
+        """
+        generated = len(identity) == 5 and identity[:1] == b"\x00"
+        if not (self._handed_over and generated and identity not in self._identities_seen and len(payload) == 1):
+            return identity
+        try:
+            node_id = decode(payload[0]).node_id
+        except MalformedFrame:
+            return identity
+        self.note(f"a message left on a connection replaced during a pause: read as from {node_id!r}")
+        return node_id.encode("utf-8", "surrogateescape")
+
+    def _set_handover(self, on: bool) -> None:
+        """ROUTER_HANDOVER while reading is paused (owner thread only).
+
+        A connection keeps its identity until its unread messages are read, and a ROUTER without handover
+        (Locust's) rejects a reconnecting peer with that identity for good: a pause across a worker's
+        reconnect would cut the worker off, the harness's doing. Reading normally, the fake master is
+        exactly as strict as Locust's.
+        """
+        if self._owner.socket is not None:
+            self._owner.socket.setsockopt(zmq.ROUTER_HANDOVER, int(on))
+            self._handed_over = self._handed_over or on
 
     def _silence(self, seconds: float | None) -> None:
         if not self._silenced:
@@ -475,7 +510,9 @@ class FakeMaster:
     def pause_reading(self, seconds: float | None = None) -> None:
         """Stop reading the ROUTER, so the workers' sends pile up against the high-water marks.
 
-        With ``seconds``, reading resumes by itself then; otherwise at ``resume_reading``.
+        With ``seconds``, reading resumes by itself then; otherwise at ``resume_reading``. Peers still
+        connect and disconnect meanwhile (libzmq's commands keep running, see ``harness.owner``): only
+        messages wait.
         """
         _check_seconds("pause_reading", seconds, optional=True)
         self._owner.call(lambda: self._pause(seconds))

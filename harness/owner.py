@@ -25,6 +25,10 @@ from harness.errors import TransportError
 T = TypeVar("T")
 
 RECV_BATCH = 512  # messages read per wake-up before other work gets a turn
+# While reading is paused, libzmq's own commands (peers attaching and leaving) still run this often. Left
+# pending, a ROUTER (without ROUTER_HANDOVER, as Locust's) sees a reconnecting peer before the old connection's
+# end, rejects it for good, and the pause would have cut the worker off: the harness's fault, not the worker's.
+PAUSED_COMMANDS_MS = 5
 
 
 class SocketOwner:
@@ -212,7 +216,12 @@ class SocketOwner:
                 poller = self._poller()
             deadline = self._next_deadline()
             timeout_ms = None if deadline is None else max(0, int((deadline - self._monotonic()) * 1000) + 1)
+            paused = not self.reading and self.socket is not None
+            if paused:
+                timeout_ms = PAUSED_COMMANDS_MS if timeout_ms is None else min(timeout_ms, PAUSED_COMMANDS_MS)
             ready = dict(poller.poll(timeout_ms))
+            if paused and self.socket is not None:
+                self.socket.getsockopt(zmq.EVENTS)  # runs libzmq's pending commands; reads no message
             if self._wake_r in ready:
                 os.read(self._wake_r, 4096)
                 while not self._calls.empty():

@@ -118,3 +118,17 @@ def test_no_heartbeat_is_lost_across_reconnects(tmp_path: Path) -> None:
     result = run_case(schedule_case(schedule), RunConfig("reference", "clean", 0.1), tmp_path)
     assert result.verdict is Verdict.OK, "\n".join(map(str, result.findings))
     assert "dropped" not in (tmp_path / "worker.log").read_text()
+
+
+@pytest.mark.timeout(120)
+def test_a_reconnect_during_paused_reading_is_not_cut_off(tmp_path: Path) -> None:
+    """Found by explore (500 clean schedules): while the fake master paused reading, libzmq's commands did not
+    run, its ROUTER saw the reconnecting worker before the old connection's end, rejected it for good, and the
+    quit that followed was refused: a FAILED that was the harness's doing. Now the pause still runs them."""
+    for attempt in range(3):
+        schedule = Schedule((Step("reconnect", 0), Step("pause-reading", 2.25), Step("quiet", 3)), quit_at_end=True)
+        result = run_case(schedule_case(schedule), RunConfig("reference", "clean", 0.1), tmp_path / str(attempt))
+        assert result.verdict in (Verdict.OK, Verdict.NON_STRICT), "\n".join(map(str, result.findings))
+        assert result.worker_exit == 0, "the quit reached the worker and it exited by itself"
+        trace = (tmp_path / str(attempt) / "trace.txt").read_text()
+        assert "send-failed" not in trace
