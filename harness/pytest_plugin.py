@@ -113,7 +113,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         raise pytest.UsageError(f"--lc-cases {_option(config, 'cases')!r} matches no case (see 'locust-conformance list')")
     from _pytest.runner import collect_one_node  # collected through pytest's own machinery: counted and reported
 
-    collector = CatalogCollector.from_parent(session, name="locust-conformance", cases=cases)
+    collector = CatalogCollector.from_parent(session, name="locust-conformance", nodeid="locust-conformance", cases=cases)
     report = collect_one_node(collector)
     collector.ihook.pytest_collectreport(report=report)
     items[:0] = [item for item in report.result if isinstance(item, pytest.Item)]
