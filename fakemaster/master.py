@@ -412,8 +412,9 @@ class FakeMaster:
         """The identity a handed-over connection had (see ``_set_handover``).
 
         Handover gives the replaced connection a routing id libzmq generates (a zero byte and four more); its
-        unread messages then arrive under that id. Only such an id never seen before a handover is read as
-        the node_id its message names: a worker that sets no identity at all keeps being judged for it.
+        unread messages then arrive under that id. Only such an id never seen before, after a handover, whose
+        message names a node_id already seen as an identity, is read as that node_id: a worker that sets no
+        identity at all keeps being judged for it.
         """
         generated = len(identity) == 5 and identity[:1] == b"\x00"
         if not (self._handed_over and generated and identity not in self._identities_seen and len(payload) == 1):
@@ -422,6 +423,8 @@ class FakeMaster:
             node_id = decode(payload[0]).node_id
         except MalformedFrame:
             return identity
+        if node_id.encode("utf-8", "surrogateescape") not in self._identities_seen:
+            return identity  # not a connection we knew under that name: judged as it comes
         self.note(f"a message left on a connection replaced during a pause: read as from {node_id!r}")
         return node_id.encode("utf-8", "surrogateescape")
 

@@ -11,6 +11,7 @@ import argparse
 import json
 import secrets
 import sys
+import traceback
 from pathlib import Path
 
 from fakemaster.master import FakeMaster
@@ -19,7 +20,7 @@ from harness.catalog import CATEGORIES, Case, select
 from harness.errors import ScenarioError
 from harness.launcher import BUILTIN_WORKERS, render_command
 from harness.explore import EXPLORE_INTERVAL, Example, explore
-from harness.mutation import MUTANTS, MUTANTS_BY_DEFECT, Matrix, grid, run_matrix, summary_table
+from harness.mutation import MUTANTS, MUTANTS_BY_DEFECT, Matrix, check_plan, grid, run_matrix, summary_table
 from harness.protocol.timing import LOCUST_TIMING
 from harness.runner import DEFAULT_INTERVAL, CaseResult, RunConfig, run_catalog
 from harness.scenario import Verdict as ScenarioVerdict
@@ -236,6 +237,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     cases = [c.id for c in select(args.cases)] if args.cases else None
     if cases == []:
         raise ScenarioError(f"no case matches {args.cases!r} (see 'locust-conformance list')")
+    check_plan(chosen, cases, args.min_rate)  # before a report folder exists
     folder = _report_folder(args, "mutants")
     out = folder / "matrix.json"
     print(f"mutation matrix: clean + {len(chosen)} defects, {args.runs} runs; report in {folder}", flush=True)
@@ -350,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:  # a failure of ours: never exit 1 ("FAILED"), which blames the worker
+        print(f"harness failure: {exc!r}\n{traceback.format_exc(limit=5)}", file=sys.stderr)
+        return EXIT_UNKNOWN
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import pprint
 import shutil
+import sys
 import textwrap
 import time
 from collections.abc import Callable
@@ -38,7 +39,8 @@ from harness.launcher import WorkerProcess
 from harness.oracles import REPLY_DEADLINE_INTERVALS
 from harness.protocol.messages import MessageType
 from harness.protocol.timing import Timing
-from harness.repro import Outcome, Recording
+from harness.errors import ScenarioError
+from harness.repro import EXIT_USAGE, Outcome, Recording
 from harness.repro import main as repro_main
 from harness.runner import CaseResult, RunConfig, run_case
 from harness.schedule import STORM_MIXES, Schedule, Step, schedules
@@ -164,6 +166,7 @@ class Example:
     duration: float
     failed: list[Finding]
     phase: str  # generate / shrink / reproduce
+    harness_error: str = ""  # why it could not be judged (UNKNOWN)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -175,6 +178,7 @@ class Example:
             "worst_gap_intervals": None if self.worst_gap is None else round(self.worst_gap, 3),
             "duration_s": round(self.duration, 3),
             "failed": [f.to_json() for f in self.failed],
+            "harness_error": self.harness_error,
         }
 
 
@@ -267,14 +271,24 @@ def explore(
     config = RunConfig(worker, "explore", heartbeat_interval)
     started = time.monotonic()
     shrink_until: list[float] = []  # set when the first failure is seen
+    out_of_time: list[bool] = []  # the shrinker ran out of --shrink-time
     scratch = report / "examples"
 
     def run(schedule: Schedule, phase: str) -> Example:
         number = len(result.examples) + 1
-        case = run_case(schedule_case(schedule), config, scratch / f"{number:04d}")
+        started_run = time.monotonic()
+        try:
+            case = run_case(schedule_case(schedule), config, scratch / f"{number:04d}")
+        except Exception as exc:  # the harness itself failed (run_case judges everything else): UNKNOWN
+            example = Example(number, schedule, Verdict.UNKNOWN, None, time.monotonic() - started_run, [], phase, repr(exc))
+            result.examples.append(example)
+            if progress is not None:
+                progress(example)
+            return example
         gap = None if case.max_heartbeat_gap is None else case.max_heartbeat_gap / heartbeat_interval
         failed = [f for f in case.findings if f.verdict is Verdict.FAILED]
-        example = Example(number, schedule, case.verdict, gap, case.duration, failed, phase)
+        unknown = "; ".join(str(f) for f in case.findings if f.verdict is Verdict.UNKNOWN)
+        example = Example(number, schedule, case.verdict, gap, case.duration, failed, phase, unknown)
         result.examples.append(example)
         _keep_only_interesting(case, example)
         if progress is not None:
@@ -295,6 +309,7 @@ def explore(
     def property_(schedule: Schedule) -> None:
         shrinking = bool(shrink_until)
         if shrinking and time.monotonic() > shrink_until[0]:
+            out_of_time.append(True)
             return  # out of shrinking time: candidates pass untried, the shrinker gives up (see Flaky below)
         example = run(schedule, "shrink" if shrinking else "generate")
         if target and example.worst_gap is not None:
@@ -310,8 +325,11 @@ def explore(
         hypothesis.seed(seed)(property_)()
     except AssertionError:
         pass  # the failure is in result.examples
-    except Flaky as exc:  # the minimal schedule did not fail again on Hypothesis's final replay (real time)
-        result.flaky = str(exc).splitlines()[0][:300]
+    except Flaky as exc:  # the minimal schedule did not fail again on Hypothesis's final replay
+        if out_of_time:
+            result.flaky = f"shrinking stopped at the {shrink_seconds:g} s limit; the smallest failing schedule so far is kept"
+        else:
+            result.flaky = "the minimal schedule passed on Hypothesis's final replay (a race): " + str(exc).splitlines()[0][:200]
     except hypothesis.errors.Unsatisfiable as exc:
         result.flaky = f"too many schedules could not be judged: {exc}"
     failures = result.failures
@@ -338,7 +356,7 @@ def _keep_only_interesting(case: CaseResult, example: Example) -> None:
 
 _SCRIPT = '''"""A minimal schedule found by `locust-conformance explore` ({when}, seed {seed}).
 
-Against {worker!r} it failed: {failure}
+Against {worker} it failed: {failure}
 Reproduced {reproduced} of {runs} re-runs. Schedule ({steps} steps): {describe}
 
     python {name} --worker CMD [--heartbeat-interval {interval:g}] [--attempts N] [--out DIR]
@@ -359,11 +377,12 @@ if __name__ == "__main__":
 
 def repro_script(example: Example, exploration: Exploration) -> str:
     """The text of a standalone script that replays ``example``'s schedule against any worker."""
+    failure = textwrap.shorten(str(example.failed[0]) if example.failed else example.verdict.value, 300)
     return _SCRIPT.format(
         when=exploration.started_at,
         seed=exploration.seed,
-        worker=exploration.worker,
-        failure=textwrap.shorten(str(example.failed[0]) if example.failed else example.verdict.value, 300),
+        worker=_docstring_safe(repr(exploration.worker)),
+        failure=_docstring_safe(failure),
         reproduced=exploration.reproduced,
         runs=exploration.reproduce_runs,
         steps=len(example.schedule.steps),
@@ -374,9 +393,18 @@ def repro_script(example: Example, exploration: Exploration) -> str:
     )
 
 
+def _docstring_safe(text: str) -> str:
+    """Text that cannot end or break the generated script's docstring (no backslash escapes, no triple quotes)."""
+    return text.replace("\\", "/").replace('"""', "'''")
+
+
 def replay_main(schedule: dict[str, Any], *, default_interval: float = EXPLORE_INTERVAL, argv: list[str] | None = None) -> int:
     """Replay one schedule against ``--worker`` (the entry point of a generated repro script)."""
-    plan = Schedule.from_dict(schedule)
+    try:
+        plan = Schedule.from_dict(schedule)
+    except ScenarioError as exc:
+        print(f"error: the embedded schedule is not valid: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
     def drive(master: FakeMaster, process: WorkerProcess, timing: Timing) -> None:
         execute(master, plan, timing, process)

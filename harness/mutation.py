@@ -9,8 +9,10 @@ how often it was caught, how long detection took and what the evidence was.
 
 Detection latency is measured from the start of the case (the fake master's
 clock starts just before the worker is launched) to the moment of the evidence
-that decided the verdict (the finding's time); the verdict latency is the
-case's whole wall time, when the verdict is handed out.
+that decided the verdict (the finding's time; for a heartbeat gap that is where
+the gap began, so the gap was certain up to 1.5 intervals later); evidence with
+no moment (a process that did not exit) is counted apart. The verdict latency is
+the case's whole wall time, when the verdict is handed out.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 
 from harness import __version__
 from harness.catalog import all_cases, by_id
+from harness.errors import ScenarioError
 from harness.runner import DEFAULT_INTERVAL, CaseResult, RunConfig, run_case
 from harness.verdicts import Finding, Verdict, rank
 from worker.defects import DEFECTS
@@ -127,6 +130,7 @@ class Cell:
     caught: list[bool] = field(default_factory=list)
     detection_s: list[float] = field(default_factory=list)  # per caught run
     verdict_s: list[float] = field(default_factory=list)  # per caught run
+    untimed: int = 0  # caught runs whose deciding evidence has no moment (not in detection_s)
     evidence: str = ""  # the first deciding finding seen
     missed_evidence: str = ""  # what a run that should have caught it (or a clean run that was caught) showed
     artifacts: list[str] = field(default_factory=list)
@@ -148,7 +152,10 @@ class Cell:
         self.caught.append(caught)
         if caught:
             timed = [f.at for f in deciding if f.at is not None]
-            self.detection_s.append(min(timed) if timed else result.duration)
+            if timed:
+                self.detection_s.append(min(timed))
+            else:
+                self.untimed += 1  # evidence without a moment (e.g. the process did not exit): only the verdict time
             self.verdict_s.append(result.duration)
             if not self.evidence and deciding:
                 self.evidence = str(deciding[0])
@@ -164,6 +171,7 @@ class Cell:
             "unknown": self.unknown,
             "verdicts": dict(Counter(v.value for v in self.verdicts)),
             "detection_s": _spread(self.detection_s),
+            "untimed_detections": self.untimed,
             "verdict_s": _spread(self.verdict_s),
             "evidence": self.evidence,
             "missed_evidence": self.missed_evidence,
@@ -252,6 +260,18 @@ class Matrix:
 
 # -- running ----------------------------------------------------------------------------------------
 
+
+def check_plan(mutants: list[Mutant], cases: list[str] | None, min_rate: float) -> list[str]:
+    """The columns of a matrix; ScenarioError if it could not judge every mutant or the rate is impossible."""
+    columns = cases if cases is not None else intended_cases(mutants)
+    blind = [m.defect for m in mutants if not set(m.cases) & set(columns)]
+    if blind:  # a matrix that never ran a defect's intended case cannot say it was caught
+        raise ScenarioError(f"the columns leave out the intended case of {', '.join(blind)}: nothing would judge them")
+    if not 0 < min_rate <= 1:
+        raise ScenarioError(f"the minimum catch rate must be in (0, 1], got {min_rate}")
+    return columns
+
+
 Progress = Callable[[int, str, CaseResult, bool], None]
 
 
@@ -274,7 +294,7 @@ def run_matrix(
     dump) are kept under ``report`` for the first run and for every unexpected outcome (a miss, a clean
     catch, an UNKNOWN); ``save`` is called after every subject's run so nothing recorded is lost.
     """
-    columns = cases if cases is not None else intended_cases(mutants)
+    columns = check_plan(mutants, cases, min_rate)
     matrix = Matrix(
         runs,
         heartbeat_interval,

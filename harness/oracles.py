@@ -95,16 +95,14 @@ class Evidence:
         """True if the interval (start, end) overlaps a window in which the harness itself disrupted traffic."""
         return any(a < end and start < b for a, b, _ in self.exempt)
 
-    def exempt_at(self, t: float) -> bool:
-        """True if the moment ``t`` falls in an exempt window (edges included)."""
-        return any(a <= t <= b for a, b, _ in self.exempt)
-
 
 Oracle = Callable[[Evidence], list[Finding]]
 
 # Windows in which the harness itself cut the worker off; heartbeat gaps there are not the worker's.
 # Fault plans, storms and master silence are NOT excused: keeping heartbeats going through them is the test.
 DISRUPTIONS = frozenset({"pause-reading", "master-down", "master-death"})
+# Windows in which a message from the master may not reach the worker at all.
+UNREACHABLE = frozenset({"master-down", "master-death", "reconnect"})
 
 
 def excused_windows(records: Iterable[TraceRecord]) -> list[tuple[float, float, str]]:
@@ -447,35 +445,43 @@ def check_stats(ev: Evidence) -> list[Finding]:
 
 
 def check_stats_deltas(ev: Evidence) -> list[Finding]:
-    """Reports are deltas: a second that is not the last one of a report never appears in a later report.
+    """Reports are deltas, not cumulative.
 
-    Requests are counted per wall-clock second (``num_reqs_per_sec``) and the master adds the reports up, so a
-    cumulative report counts every earlier second again. Only the second a report was taken in may continue
-    in the next one.
+    Requests are counted per wall-clock second (``num_reqs_per_sec``) and the master adds the reports up. A
+    cumulative report repeats earlier seconds with at least their earlier counts; FAILED when a report does so
+    for two or more seconds that an earlier report had already seen end (a second that is not the last one of
+    that report). A single late request stamped with an earlier second (a thread that read the clock before a
+    report was taken) is not that.
     """
-    seconds: list[tuple[float, set[int]]] = []
+    reports: list[tuple[float, dict[int, int]]] = []
     for rec in ev.received(MessageType.STATS):
         data = rec.message.data if rec.message else None
         total = data.get("stats_total") if isinstance(data, dict) else None
         counts = total.get("num_reqs_per_sec") if isinstance(total, dict) else None
-        keys = {k for k in counts if isinstance(k, int)} if isinstance(counts, dict) else set()
-        if keys:
-            seconds.append((rec.t, keys))
-    for i, (t_old, old) in enumerate(seconds):
-        closed = {k for k in old if k < max(old)}  # seconds this report saw end
-        for t_new, new in seconds[i + 1 :]:
-            again = sorted(closed & new)
-            if again:
-                return [
-                    Finding(
-                        "stats.deltas",
-                        Verdict.FAILED,
-                        "each report to count only new requests (the master adds the reports up)",
-                        f"second {again[0]} was reported at t={ev.rel(t_old):.3f}s and again at t={ev.rel(t_new):.3f}s: "
-                        "cumulative counts, the master counts them twice",
-                        ev.rel(t_new),
-                    )
-                ]
+        if isinstance(counts, dict):
+            per_second = {k: v for k, v in counts.items() if isinstance(k, int) and isinstance(v, int) and v > 0}
+            if per_second:
+                reports.append((rec.t, per_second))
+    closed: dict[int, tuple[int, float]] = {}  # second -> (count, when reported) for seconds a report saw end
+    for t_new, new in reports:
+        again = sorted(k for k, (count, _) in closed.items() if new.get(k, 0) >= count)
+        if len(again) >= 2:
+            first = closed[again[0]][1]
+            return [
+                Finding(
+                    "stats.deltas",
+                    Verdict.FAILED,
+                    "each report to count only new requests (the master adds the reports up)",
+                    f"the report at t={ev.rel(t_new):.3f}s repeats {len(again)} earlier seconds with their full counts "
+                    f"(second {again[0]} was first reported at t={ev.rel(first):.3f}s): cumulative counts, "
+                    "the master counts them twice",
+                    ev.rel(t_new),
+                )
+            ]
+        last = max(new)
+        for k, v in new.items():
+            if k < last and k not in closed:
+                closed[k] = (v, t_new)
     return []
 
 
@@ -529,9 +535,11 @@ def check_final_stats_on_quit(ev: Evidence) -> list[Finding]:
 def check_exit_after_quit(ev: Evidence, within: float) -> list[Finding]:
     """After the master's quit the worker sends quit and exits by itself within ``within`` seconds.
 
-    A quit sent while the harness itself cut the worker off (an exempt window) may never have arrived: not judged.
+    A quit sent while the worker could not be reached (the master down or dead, or the worker between two
+    connections after a reconnect) may never have arrived: not judged. A pause in reading does not excuse it.
     """
-    quits = [q for q in ev.sent(MessageType.QUIT) if not ev.exempt_at(q.t)]
+    unreachable = [(a, b) for a, b, label in ev.exempt if label in UNREACHABLE]
+    quits = [q for q in ev.sent(MessageType.QUIT) if not any(a <= q.t <= b for a, b in unreachable)]
     if not quits:
         return []
     findings: list[Finding] = []

@@ -240,14 +240,19 @@ def lc_worker(fake_master: FakeMaster, lc_worker_command: str, lc_timing: Timing
 @pytest.fixture
 def lc_context(
     fake_master: FakeMaster, lc_worker: WorkerProcess, lc_timing: Timing, request: pytest.FixtureRequest
-) -> CaseContext:
+) -> Iterator[CaseContext]:
     """The catalog's scripting API (handshake, spawn, expect, observe, quit, ...) on ``fake_master`` and ``lc_worker``,
-    after the worker's first message."""
+    after the worker's first message. A FAILED or UNKNOWN finding the script notes (``ctx.note``, ``require_exit``)
+    fails the test at teardown; for every oracle's judgement use ``lc_run``."""
     from harness.catalog import CaseContext
+    from harness.verdicts import Verdict
 
     ctx = CaseContext(fake_master, lc_worker, lc_timing, str(_option(request.config, "user_class") or DEFAULT_USER_CLASS))
     ctx.first_message()
-    return ctx
+    yield ctx
+    bad = [f for f in ctx.findings if f.verdict in (Verdict.FAILED, Verdict.UNKNOWN)]
+    if bad:
+        pytest.fail("\n".join(map(str, bad)), pytrace=False)
 
 
 @pytest.fixture

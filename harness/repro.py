@@ -28,7 +28,15 @@ from fakemaster.master import FakeMaster
 from fakemaster.script import first_message_or_exit
 from harness.errors import ConformanceError, HarnessFault, ProtocolViolation
 from harness.launcher import BUILTIN_WORKERS, WorkerProcess, describe_exit, render_command
-from harness.oracles import DEFAULT_ORACLES, HARNESS_JITTER, NON_STRICT_GAP, Evidence, excused_windows, judge
+from harness.oracles import (
+    DEFAULT_ORACLES,
+    HARNESS_JITTER,
+    NON_STRICT_GAP,
+    Evidence,
+    check_exit_after_quit,
+    excused_windows,
+    judge,
+)
 from harness.protocol.master import master_can_read_heartbeat
 from harness.protocol.messages import MessageType
 from harness.protocol.timing import LOCUST_TIMING, Timing
@@ -133,6 +141,22 @@ def _alike(a: TraceRecord, b: TraceRecord) -> bool:
     return a.kind is b.kind and a.kind in (Kind.SEND, Kind.SEND_FAILED, Kind.RECV) and a.type == b.type
 
 
+def judge_recording(recording: Recording, end: float, process: WorkerProcess) -> list[Finding]:
+    """The catalog runner's judgement: every default oracle, and the exit check after a quit."""
+    timing = recording.timing
+    evidence = Evidence(
+        recording.records,
+        recording.master.trace.t0,
+        timing,
+        end,
+        exit_code=recording.exit_code,
+        killed_by_harness=process.killed_by_harness,
+        output=process.output(),
+        exempt=excused_windows(recording.records),
+    )
+    return [*judge(evidence, DEFAULT_ORACLES), *check_exit_after_quit(evidence, within=6 * timing.heartbeat_interval)]
+
+
 Drive = Callable[[FakeMaster, WorkerProcess, Timing], None]
 Explain = Callable[[Recording], Outcome]
 
@@ -221,49 +245,40 @@ def main(
 
 
 def _attempt(drive: Drive, explain: Explain, worker: str, timing: Timing, folder: Path) -> tuple[int, list[str]]:
-    """One run of the scenario; returns the exit code and the report's lines (headline first)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with FakeMaster(timing=timing) as master:
-        command = render_command(worker, master.host, master.port, timing.heartbeat_interval)
-        process = WorkerProcess(command, folder / "worker.log").start()
-        recording = Recording(master, process, timing)
-        try:
-            if first_message_or_exit(master, process, STARTUP_TIMEOUT) is None:
-                code = process.stop()
-                tail = process.output(tail_lines=10) or "(no output)"
-                ended = process.poll()
-                code = process.stop()
-                why = f"it ended ({describe_exit(code)})" if ended is not None else f"nothing within {STARTUP_TIMEOUT:g} s"
-                return EXIT_UNKNOWN, [
-                    f"COULD NOT JUDGE: the worker never sent a message: {why}",
-                    textwrap.indent(tail, "  | "),
-                ]
-            try:
-                drive(master, process, timing)
-            except ProtocolViolation as exc:  # the worker's fault: evidence, judged below
-                recording.failure = f"expected {exc.expected}; observed {exc.observed}"
-                master.note(f"repro: {recording.failure}")
-        except HarnessFault as exc:
-            process.stop()
-            return EXIT_UNKNOWN, [f"COULD NOT JUDGE: the harness failed: {exc}"]
-        except Exception as exc:  # a bug in the scenario or in the harness: never a pass
-            process.stop()
-            return EXIT_UNKNOWN, [f"COULD NOT JUDGE: the scenario crashed: {exc!r}", traceback.format_exc(limit=3)]
-        end = master.clock.now()
-        recording.exit_code = process.stop()
-        master.trace.save(folder / "trace.jsonl")
-        evidence = Evidence(
-            master.trace.records(),
-            master.trace.t0,
-            timing,
-            end,
-            exit_code=recording.exit_code,
-            killed_by_harness=process.killed_by_harness,
-            output=process.output(),
-            exempt=excused_windows(master.trace.records()),
-        )
-        recording.findings = judge(evidence, DEFAULT_ORACLES)
-        outcome = explain(recording)
+    """One run of the scenario; returns the exit code and the report's lines (headline first).
+
+    Whatever goes wrong on our side (the master cannot bind, the process cannot be stopped, a bug in the
+    scenario or in ``explain``) is COULD NOT JUDGE, exit 2: never "reproduced", never "passes".
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with FakeMaster(timing=timing) as master:
+            command = render_command(worker, master.host, master.port, timing.heartbeat_interval)
+            with WorkerProcess(command, folder / "worker.log") as process:
+                recording = Recording(master, process, timing)
+                if first_message_or_exit(master, process, STARTUP_TIMEOUT) is None:
+                    ended = process.poll()
+                    code = process.stop()
+                    tail = process.output(tail_lines=10) or "(no output)"
+                    why = f"it ended ({describe_exit(code)})" if ended is not None else f"nothing within {STARTUP_TIMEOUT:g} s"
+                    return EXIT_UNKNOWN, [
+                        f"COULD NOT JUDGE: the worker never sent a message: {why}",
+                        textwrap.indent(tail, "  | "),
+                    ]
+                try:
+                    drive(master, process, timing)
+                except ProtocolViolation as exc:  # the worker's fault: evidence, judged below
+                    recording.failure = f"expected {exc.expected}; observed {exc.observed}"
+                    master.note(f"repro: {recording.failure}")
+                end = master.clock.now()
+                recording.exit_code = process.stop()
+            master.trace.save(folder / "trace.jsonl")
+            recording.findings = judge_recording(recording, end, process)
+            outcome = explain(recording)
+    except HarnessFault as exc:
+        return EXIT_UNKNOWN, [f"COULD NOT JUDGE: the harness failed: {exc}"]
+    except Exception as exc:  # a bug in the scenario, in explain or in the harness: never a verdict
+        return EXIT_UNKNOWN, [f"COULD NOT JUDGE: the repro crashed: {exc!r}", traceback.format_exc(limit=3)]
     lines = [f"{'REPRODUCED' if outcome.reproduced else 'NOT REPRODUCED'}: {outcome.headline}"]
     lines += [f"  - {e}" for e in outcome.evidence]
     bad = recording.non_ok()

@@ -72,6 +72,16 @@ class Step:
     probability: float = 0.0
 
     def __post_init__(self) -> None:
+        types = {"action": str, "kind": str, "mix": str, "users": int, "threads": int}
+        numbers = ("intervals", "rate", "delay", "probability")
+        for name, kind in types.items():
+            value = getattr(self, name)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise ScenarioError(f"schedule step field {name!r}: expected {kind.__name__}, got {value!r}")
+        for name in numbers:
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ScenarioError(f"schedule step field {name!r}: expected a number, got {value!r}")
         if self.action not in ACTIONS:
             raise ScenarioError(f"schedule step: unknown action {self.action!r}; expected one of {', '.join(ACTIONS)}")
         if not 0.0 <= self.intervals <= MAX_STEP_INTERVALS:
@@ -131,9 +141,13 @@ class Schedule:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Schedule:
-        if not isinstance(data, dict) or data.get("version") != SCHEDULE_VERSION or not isinstance(data.get("steps"), list):
+        version = data.get("version") if isinstance(data, dict) else None
+        if type(version) is not int or version != SCHEDULE_VERSION or not isinstance(data.get("steps"), list):
             raise ScenarioError(f"a schedule is {{'version': {SCHEDULE_VERSION}, 'steps': [...]}}; got {str(data)[:200]}")
-        return cls(tuple(Step.from_dict(s) for s in data["steps"]), bool(data.get("quit_at_end", False)))
+        quit_at_end = data.get("quit_at_end", False)
+        if not isinstance(quit_at_end, bool):
+            raise ScenarioError(f"schedule field 'quit_at_end': expected true or false, got {quit_at_end!r}")
+        return cls(tuple(Step.from_dict(s) for s in data["steps"]), quit_at_end)
 
     @classmethod
     def from_json(cls, text: str) -> Schedule:

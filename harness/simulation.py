@@ -610,4 +610,5 @@ def run_machine(defects: frozenset[str] = frozenset(), *, examples: int = 200, s
         report_multiple_bugs=False,
         suppress_health_check=list(HealthCheck),
     )
-    run_state_machine_as_test(machine_for(defects), settings=test_settings)  # type: ignore[no-untyped-call]
+    run: Callable[..., None] = run_state_machine_as_test  # typed in some Hypothesis releases, not in others
+    run(machine_for(defects), settings=test_settings)

@@ -67,7 +67,7 @@ def explain(r: Recording) -> Outcome:
     if crash:
         evidence.append(f"worker output: {crash.group(0)[:160]}")
     missing = r.missing_at()
-    if r.exit_code is not None and r.exit_code < 0:
+    if r.exit_code is not None and r.exit_code < 0 and not r.process.killed_by_harness:
         what = f"the worker was {describe_exit(r.exit_code)}" + (f": {crash.group(0)[:120]}" if crash else "")
     elif crash:
         what = f"the worker's socket broke: {crash.group(0)[:120]}"

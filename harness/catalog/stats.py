@@ -147,12 +147,12 @@ def final_on_quit(ctx: CaseContext) -> None:
     "stats/06-deltas-not-cumulative",
     "stats",
     "Reports are deltas",
-    "each report holds only what happened since the previous one (the master adds them up): a second that is not "
-    "the last of one report never appears in a later one",
+    "each report holds only what happened since the previous one (the master adds them up): no report repeats "
+    "earlier seconds with their full counts",
     "§3.6",
-    18,
+    24,
 )
 def deltas(ctx: CaseContext) -> None:
     ctx.handshake()
     ctx.spawn(4)
-    ctx.observe(12)  # 2.4 s at 0.2 s: reports span second boundaries, each followed by another (oracles.check_stats_deltas)
+    ctx.observe(18)  # 3.6 s at 0.2 s: three second boundaries, each seen by a report and then by later ones

@@ -55,3 +55,6 @@ def test_list_and_bad_names(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["mutants", "--defects", "no-such-bug"]) == 3
     assert "no such defect no-such-bug" in capsys.readouterr().err
     assert main(["mutants", "--runs", "0"]) == 3
+    assert main(["mutants", "--defects", "lock-across-recv", "--cases", "spawn"]) == 3
+    assert "leave out the intended case of lock-across-recv" in capsys.readouterr().err
+    assert main(["mutants", "--defects", "lock-across-recv", "--min-rate", "95"]) == 3

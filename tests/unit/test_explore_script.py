@@ -21,3 +21,11 @@ def test_the_script_embeds_the_schedule_and_says_what_failed() -> None:
     doc = ast.get_docstring(tree) or ""
     assert "seed 42" in doc and "Reproduced 4 of 5" in doc and "heartbeat.missing" in doc
     assert "quiet for 4.5 · storm mixed 2x500/s for 1 · quit" in doc
+
+
+def test_backslashes_and_quotes_in_the_evidence_cannot_break_the_script() -> None:
+    failure = Finding("socket.output", Verdict.FAILED, "no crash", 'output: C:\\Nope \\u12 """ end', 0.1)
+    example = Example(1, Schedule(), Verdict.FAILED, None, 1.0, [failure], "generate")
+    exploration = Exploration('java -jar "w.jar" --port {port} \\N', 1, 5, 0.1)
+    tree = ast.parse(repro_script(example, exploration))
+    assert "no crash" in (ast.get_docstring(tree) or "")

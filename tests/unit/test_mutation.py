@@ -69,10 +69,11 @@ def test_cells_tally_rates_latency_and_evidence() -> None:
     assert data["verdicts"] == {"FAILED": 2, "OK": 1}
 
 
-def test_detection_falls_back_to_the_case_duration_without_a_time() -> None:
+def test_evidence_without_a_moment_is_counted_apart_from_detection_latency() -> None:
     cell = Cell("lock-across-recv", CASE, intended=True)
     _judge(LOCK, cell, result(Verdict.FAILED, Finding("heartbeat.missing", Verdict.FAILED, "x", "y"), duration=3.0))
-    assert cell.detection_s == [3.0]
+    assert (cell.detection_s, cell.untimed, cell.verdict_s) == ([], 1, [3.0])
+    assert cell.to_json()["untimed_detections"] == 1
 
 
 def _matrix(*cells: Cell, min_rate: float = 0.95) -> Matrix:

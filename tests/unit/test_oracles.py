@@ -1093,17 +1093,23 @@ def test_delta_reports_may_share_only_the_second_a_report_was_taken_in() -> None
     assert check_stats_deltas(ev) == []
 
 
-def test_cumulative_reports_are_failed_with_the_repeated_second() -> None:
-    ev = stats_evidence(per_second({0: 3, 1: 2}), per_second({0: 3, 1: 4, 2: 1}))
+def test_cumulative_reports_are_failed_with_the_repeated_seconds() -> None:
+    ev = stats_evidence(per_second({0: 3, 1: 2}), per_second({0: 3, 1: 4, 2: 1}), per_second({0: 3, 1: 4, 2: 5, 3: 1}))
     f = only(check_stats_deltas(ev))
     assert (f.oracle, f.verdict) == ("stats.deltas", FAILED)
-    assert f.observed.startswith(f"second {int(WALL)} was reported at t=0.100s and again at t=3.100s")
-    assert f.at == pytest.approx(3.1)
+    assert f.observed.startswith(f"the report at t=6.100s repeats 2 earlier seconds with their full counts (second {int(WALL)}")
+    assert f.at == pytest.approx(6.1)
 
 
-def test_a_repeated_second_two_reports_later_is_still_cumulative() -> None:
-    ev = stats_evidence(per_second({0: 1, 1: 1}), per_second({1: 1}), per_second({0: 1, 1: 2, 2: 1}))
-    assert only(check_stats_deltas(ev)).oracle == "stats.deltas"
+def test_a_late_request_stamped_with_an_earlier_second_is_not_cumulative() -> None:
+    """A user thread read the clock in second 1, the report was taken in second 2, the request was logged after it."""
+    ev = stats_evidence(per_second({0: 3, 1: 2, 2: 1}), per_second({1: 1, 2: 4, 3: 2}), per_second({3: 2, 4: 5}))
+    assert check_stats_deltas(ev) == []
+
+
+def test_one_repeated_second_alone_is_not_enough() -> None:
+    ev = stats_evidence(per_second({0: 1, 1: 1}), per_second({0: 1, 1: 2, 2: 1}))
+    assert check_stats_deltas(ev) == []
 
 
 def test_evidence_index_keeps_trace_order_and_follows_new_records() -> None:

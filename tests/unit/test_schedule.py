@@ -62,6 +62,9 @@ def test_a_schedule_reads_like_what_it_does() -> None:
         ({"action": "storm", "threads": 0, "rate": 1, "mix": "heartbeat"}, "bad threads/rate/mix"),
         ({"action": "pause-reading", "intervals": 5}, "at most 3"),
         ("quiet", "expected an object with an 'action'"),
+        ({"action": "quiet", "intervals": "2"}, "field 'intervals': expected a number"),
+        ({"action": "spawn", "users": 2.5}, "field 'users': expected int"),
+        ({"action": ["quiet"]}, "field 'action': expected str"),
     ],
 )
 def test_bad_steps_are_scenario_errors_naming_the_problem(data: object, message: str) -> None:
@@ -74,3 +77,7 @@ def test_bad_schedules_are_scenario_errors() -> None:
         Schedule.from_json("{nope")
     with pytest.raises(ScenarioError, match="'version': 1"):
         Schedule.from_dict({"steps": []})
+    with pytest.raises(ScenarioError, match="'version': 1"):
+        Schedule.from_dict({"version": True, "steps": []})
+    with pytest.raises(ScenarioError, match="'quit_at_end': expected true or false"):
+        Schedule.from_dict({"version": 1, "steps": [], "quit_at_end": "false"})
