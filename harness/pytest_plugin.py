@@ -108,6 +108,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         render_command(worker, "127.0.0.1", 1, 1.0)
     except ScenarioError as exc:
         raise pytest.UsageError(f"--lc-worker: {exc}") from exc
+    interval = _option(config, "heartbeat_interval")
+    try:
+        if interval is not None and float(interval) <= 0:
+            raise ValueError
+    except ValueError:
+        raise pytest.UsageError(f"--lc-heartbeat-interval: a positive number of seconds, got {interval!r}") from None
     cases = select(_option(config, "cases"))
     if not cases:
         raise pytest.UsageError(f"--lc-cases {_option(config, 'cases')!r} matches no case (see 'locust-conformance list')")

@@ -95,6 +95,9 @@ def test_bad_options_are_usage_errors(pytester: pytest.Pytester) -> None:
     assert "{port}" in bad_worker.stderr.str()
     no_case = run(pytester, "--lc-worker", "reference", "--lc-cases", "nothing/*")
     assert no_case.ret == pytest.ExitCode.USAGE_ERROR
+    bad_interval = run(pytester, "--lc-worker", "reference", "--lc-heartbeat-interval", "-1")
+    assert bad_interval.ret == pytest.ExitCode.USAGE_ERROR
+    assert "a positive number of seconds" in bad_interval.stderr.str()
 
 
 def test_xdist_runs_write_a_report_folder_per_worker(pytester: pytest.Pytester, tmp_path: Path) -> None:
