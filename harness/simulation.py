@@ -189,10 +189,9 @@ class Simulation:
             t += period
         self._users_since = t - period if self._users else self.now
 
-    def _report(self) -> dict[str, Any]:
+    def _report(self, reset: bool) -> dict[str, Any]:
         self._log_requests()
-        # DEFECT cumulative-stats lives in worker.runtime; the simulation mirrors it here.
-        return self.stats.take_report(WALL0 + self.now, reset="cumulative-stats" not in self.defects)
+        return self.stats.take_report(WALL0 + self.now, reset=reset)
 
     def _worker_receives(self, frames: list[bytes]) -> None:
         if self.exit_code is not None:

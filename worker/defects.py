@@ -2,8 +2,8 @@
 
 Each is off unless ``python -m worker --defect NAME`` asks for it, and each is
 one clearly marked deviation (``# DEFECT <name>:``) in ``worker.session`` (the
-protocol-logic bugs), ``worker.runtime`` (cumulative-stats) or a different
-runtime, ``worker.threaded_runtime`` (the threading bugs). They exist so that the harness's oracles can be shown to catch
+protocol-logic bugs) or a different runtime, ``worker.threaded_runtime`` (the
+threading bugs). They exist so that the harness's oracles can be shown to catch
 each bug class; the reference worker without ``--defect`` is unchanged.
 """
 

@@ -14,7 +14,6 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import psutil
 import zmq
@@ -59,7 +58,9 @@ class WorkerRuntime:
         self.stats = RequestStats(time.time())
         self._process = psutil.Process()
         self._process.cpu_percent(None)
-        self.session = WorkerSession(config, report=self._take_report, resources=self._resources)
+        self.session = WorkerSession(
+            config, report=lambda reset: self.stats.take_report(time.time(), reset=reset), resources=self._resources
+        )
         self.owner = SocketOwner(
             self._connect,
             self._on_readable,
@@ -74,10 +75,6 @@ class WorkerRuntime:
         self.exit_reason = ""
         self._connect_at: float | None = None  # a new socket waits this long before it connects (see RECONNECT_DELAY)
         self._held: list[Send] = []  # sent while the new socket waits to connect; they leave on connect
-
-    def _take_report(self) -> dict[str, Any]:
-        # DEFECT cumulative-stats: the counters are never reset, so every report repeats all earlier ones.
-        return self.stats.take_report(time.time(), reset="cumulative-stats" not in self.config.defects)
 
     def _resources(self) -> tuple[float, int]:
         return float(self._process.cpu_percent(None)), int(self._process.memory_info().rss)

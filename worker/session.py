@@ -85,12 +85,13 @@ class WorkerSession:
 
     Args:
         config: identity, timing and options.
-        report: returns ``stats``/``stats_total``/``errors`` since the last call (a delta).
+        report: returns ``stats``/``stats_total``/``errors`` since the last call (a delta); called with
+            ``reset=False`` it leaves the counters as they are (only the cumulative-stats defect does that).
         resources: returns (cpu percent, rss bytes) of the process.
     """
 
     config: WorkerConfig
-    report: Callable[[], dict[str, Any]]
+    report: Callable[[bool], dict[str, Any]]
     resources: Callable[[], tuple[float, int]]
     phase: Phase = Phase.CONNECTING
     reported_state: str = "ready"
@@ -204,7 +205,8 @@ class WorkerSession:
         return [failed, *self._send_client_ready(now)]
 
     def _stats(self) -> Send:
-        data = self.report()
+        # DEFECT cumulative-stats: the counters are never reset, so every report repeats all earlier ones.
+        data = self.report(not self._defective("cumulative-stats"))
         data["user_classes_count"] = dict(self.user_classes_count)
         data["user_count"] = sum(self.user_classes_count.values())
         if self._defective("stats-backwards"):

@@ -110,7 +110,9 @@ class ThreadedRuntime:
         )
         self._process = psutil.Process()
         self._cpu = float(self._process.cpu_percent(None))
-        self.session = WorkerSession(config, report=lambda: self.stats.take_report(time.time()), resources=self._resources)
+        self.session = WorkerSession(
+            config, report=lambda reset: self.stats.take_report(time.time(), reset=reset), resources=self._resources
+        )
         self._state = threading.RLock()  # guards the session; the socket's discipline is the defect
         self._socket_lock: contextlib.AbstractContextManager[object] = (
             contextlib.nullcontext()  # DEFECT shared-socket: nothing coordinates the threads that use the socket.

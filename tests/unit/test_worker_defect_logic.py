@@ -46,9 +46,9 @@ class Run:
         self.session = WorkerSession(config, report=self._report, resources=lambda: (1.0, 1_000_000))
         self.effects: list[tuple[float, Effect]] = []
 
-    def _report(self) -> dict[str, Any]:
+    def _report(self, reset: bool) -> dict[str, Any]:
         self.stats.log_request("GET", "/x", 10.0, 1, 1e9 + self.now)
-        return self.stats.take_report(1e9 + self.now)
+        return self.stats.take_report(1e9 + self.now, reset=reset)
 
     def keep(self, effects: list[Effect]) -> list[Effect]:
         self.effects += [(self.now, e) for e in effects]
@@ -332,6 +332,14 @@ def test_cumulative_stats_never_resets() -> None:
     first["stats_total"]["num_requests"] = 99  # a report is a copy, not a view
     assert stats.take_report(9.0)["stats_total"]["num_requests"] == 2
     assert stats.take_report(10.0)["stats_total"]["num_requests"] == 0  # the default resets
+
+
+def test_cumulative_stats_is_a_session_decision() -> None:
+    for defects, totals in (((), [1, 1, 1]), (("cumulative-stats",), [1, 2, 3])):
+        r = Run(*defects)
+        r.connect()
+        r.advance(7.0)  # reports at 0, 3 and 6: each logs one request first
+        assert [m.data["stats_total"]["num_requests"] for _, m in r.sent("stats")] == totals, defects
 
 
 def test_no_client_ready_retry() -> None:

@@ -108,10 +108,10 @@ class Driver:
         config = WorkerConfig(NODE, self.timing, LOCUST_VERSION, self.stop_wait, self.send_logs)
         self.session = WorkerSession(config, report=self._report, resources=lambda: (CPU, RSS))
 
-    def _report(self) -> dict[str, Any]:
+    def _report(self, reset: bool) -> dict[str, Any]:
         self.reports += 1
         self.stats.log_request("GET", "/x", 10.0, 1, 1_700_000_000.0 + self.now)
-        return self.stats.take_report(1_700_000_000.0 + self.now)
+        return self.stats.take_report(1_700_000_000.0 + self.now, reset=reset)
 
     def _keep(self, effects: list[Effect]) -> list[Effect]:
         self.timeline += [(self.now, e) for e in effects]
@@ -734,7 +734,7 @@ def test_user_error_sends_exception(d: Driver) -> None:
 
 def test_locust_timing_is_the_default() -> None:
     """Without a Timing, the session uses Locust's constants (5 s connect timeout, 61 attempts)."""
-    session = WorkerSession(WorkerConfig(NODE), report=dict, resources=lambda: (0.0, 1))
+    session = WorkerSession(WorkerConfig(NODE), report=lambda reset: {}, resources=lambda: (0.0, 1))
     assert session.config.timing is LOCUST_TIMING
     session.start(0.0)
     assert session.next_deadline() == 5.0
