@@ -571,6 +571,16 @@ DEFAULT_ORACLES: tuple[Oracle, ...] = (
 )
 
 
+EXIT_AFTER_QUIT_INTERVALS = 6.0  # a worker told to quit exits by itself within this many heartbeat intervals
+
+
+def judge_run(ev: Evidence, extra: Iterable[Oracle] = ()) -> list[Finding]:
+    """A whole run's judgement (a case, a repro, a simulation): every default oracle, ``extra``, and the exit
+    check after a quit."""
+    within = EXIT_AFTER_QUIT_INTERVALS * ev.timing.heartbeat_interval
+    return [*judge(ev, (*DEFAULT_ORACLES, *extra)), *check_exit_after_quit(ev, within=within)]
+
+
 def judge(ev: Evidence, oracles: Iterable[Oracle] = DEFAULT_ORACLES) -> list[Finding]:
     """Run every oracle; an oracle that crashes is a harness failure (UNKNOWN), never a pass."""
     findings: list[Finding] = []

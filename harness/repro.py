@@ -28,15 +28,7 @@ from fakemaster.master import FakeMaster
 from fakemaster.script import first_message_or_exit
 from harness.errors import ConformanceError, HarnessFault, ProtocolViolation
 from harness.launcher import BUILTIN_WORKERS, WorkerProcess, describe_exit, render_command
-from harness.oracles import (
-    DEFAULT_ORACLES,
-    HARNESS_JITTER,
-    NON_STRICT_GAP,
-    Evidence,
-    check_exit_after_quit,
-    excused_windows,
-    judge,
-)
+from harness.oracles import HARNESS_JITTER, NON_STRICT_GAP, Evidence, excused_windows, judge_run
 from harness.protocol.master import master_can_read_heartbeat
 from harness.protocol.messages import MessageType
 from harness.protocol.timing import LOCUST_TIMING, Timing
@@ -142,7 +134,7 @@ def _alike(a: TraceRecord, b: TraceRecord) -> bool:
 
 
 def judge_recording(recording: Recording, end: float, process: WorkerProcess) -> list[Finding]:
-    """The catalog runner's judgement: every default oracle, and the exit check after a quit."""
+    """The catalog runner's judgement (``oracles.judge_run``) of what one attempt recorded."""
     timing = recording.timing
     evidence = Evidence(
         recording.records,
@@ -154,7 +146,7 @@ def judge_recording(recording: Recording, end: float, process: WorkerProcess) ->
         output=process.output(),
         exempt=excused_windows(recording.records),
     )
-    return [*judge(evidence, DEFAULT_ORACLES), *check_exit_after_quit(evidence, within=6 * timing.heartbeat_interval)]
+    return judge_run(evidence)
 
 
 Drive = Callable[[FakeMaster, WorkerProcess, Timing], None]

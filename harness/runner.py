@@ -25,7 +25,7 @@ from harness import __version__
 from harness.catalog import Case, CaseContext
 from harness.errors import ConformanceError, ExpectationFailed, HarnessFault, ProtocolViolation
 from harness.launcher import WorkerProcess, describe_exit, render_command
-from harness.oracles import DEFAULT_ORACLES, Evidence, check_exit_after_quit, excused_windows, heartbeat_gaps, judge
+from harness.oracles import Evidence, excused_windows, heartbeat_gaps, judge_run
 from harness.protocol.timing import LOCUST_TIMING
 from harness.trace import format_record
 from harness.verdicts import Finding, Verdict, worst
@@ -149,8 +149,7 @@ def run_case(case: Case, config: RunConfig, folder: Path) -> CaseResult:
         output=process.output() if process else "",
         exempt=[*excused_windows(master.trace.records()), *(ctx.exempt if ctx else [])],
     )
-    findings += judge(evidence, (*DEFAULT_ORACLES, *case.oracles))
-    findings += check_exit_after_quit(evidence, within=timing.heartbeat_interval * 6)
+    findings += judge_run(evidence, case.oracles)
     findings = _dedupe(findings)
     gaps = heartbeat_gaps(evidence)
     result = CaseResult(

@@ -29,7 +29,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from harness.errors import MalformedFrame
 from harness.faults import MALFORMED_KINDS, malformed_frames
-from harness.oracles import DEFAULT_ORACLES, REPLY_DEADLINE_INTERVALS, Evidence, check_exit_after_quit, excused_windows, judge
+from harness.oracles import REPLY_DEADLINE_INTERVALS, Evidence, excused_windows, judge_run
 from harness.protocol.codec import decode, encode
 from harness.protocol.master import Inbound, MasterCore
 from harness.protocol.messages import Message, MessageType
@@ -341,8 +341,7 @@ class Simulation:
         """The catalog's oracles plus the checks only a simulation can make."""
         ev = self.evidence()
         return [
-            *judge(ev, DEFAULT_ORACLES),
-            *check_exit_after_quit(ev, within=6 * self.timing.heartbeat_interval),
+            *judge_run(ev),
             *check_simulation(self),
         ]
 
