@@ -3,12 +3,14 @@ catch the reference worker's protocol-logic defects through a Hypothesis state m
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, settings
 
 from harness.protocol.messages import MessageType
 from harness.schedule import Schedule, Step, schedules
-from harness.simulation import ACCEPTED, EXIT_CRASH, Simulation, run_machine, simulate
+from harness.simulation import ACCEPTED, EXIT_CRASH, SIM_TIMING, Simulation, check_simulation, run_machine, simulate
 from harness.trace import Kind
 from harness.verdicts import Verdict
 from worker.defects import DEFECTS, THREADING_DEFECTS
@@ -101,3 +103,28 @@ def test_a_caught_defect_shrinks_to_the_few_steps_that_show_it() -> None:
     assert "progress.spawn" in str(caught.value)
     assert steps[-1] == "state.teardown()" and any(line.startswith("state.spawn(") for line in steps)
     assert len(steps) <= 6, steps  # connect, at most four actions (of up to ten drawn), teardown
+
+
+@pytest.mark.parametrize(
+    ("defect", "oracle", "act"),
+    [
+        ("ignores-reconnect", "reconnect.socket", lambda sim: sim.reconnect()),
+        ("impatient-master-timeout", "shutdown.unprompted", lambda sim: sim.set_silenced(True)),
+        ("silent-sigterm", "shutdown.sigterm", lambda sim: sim.sigterm()),
+        ("no-master-timeout", "shutdown.master-death", lambda sim: sim.die()),
+    ],
+)
+def test_each_simulation_check_fails_the_defect_it_is_for_and_passes_the_clean_session(
+    defect: str, oracle: str, act: Callable[[Simulation], None]
+) -> None:
+    def run(defects: frozenset[str]) -> set[str]:
+        sim = Simulation(defects=defects).start()
+        sim.advance(1.5)
+        sim.send(MessageType.HEARTBEAT)
+        sim.advance(0.5)
+        act(sim)
+        sim.advance(SIM_TIMING.master_heartbeat_timeout + 5)
+        return {f.oracle for f in check_simulation(sim)}
+
+    assert oracle in run(frozenset({defect}))
+    assert run(frozenset()) == set()
