@@ -12,6 +12,10 @@ rebind. Every fault applied, and the start and end of every fault window
 (``harness.trace.window_note``), is a ``Kind.FAULT`` record. A socket monitor
 on the same thread records ``connection accepted``/``connection disconnected``
 notes.
+
+Before a liveness tick the owner thread reads whatever is queued, as Locust's heartbeat checker only runs
+once its receive loop has nothing left to read; a tick that finds messages still queued after half an
+interval is skipped and noted ("harness fell behind"), never run against heartbeats not yet read.
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ Predicate = Callable[[TraceRecord], bool]
 # One outbound message as the owner thread keeps it: identity, payload frames, the message if any, a trace tag.
 Outbound = tuple[bytes, list[bytes], Message | None, str]
 
+_RECV, _SEND, _SEND_FAILED = Kind.RECV, Kind.SEND, Kind.SEND_FAILED  # globals: an enum member off its class costs more
+_ERROR = Severity.ERROR
+_NOBLOCK = int(zmq.NOBLOCK)  # plain ints: combining zmq's Flag members costs an enum call per send
+_NOBLOCK_SNDMORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 TRACE_KEEP_BYTES = 64 * 1024  # raw frames sent beyond this size are not copied into the trace (size only)
 REBIND_RETRY = 0.02  # seconds between attempts to rebind the port after a restart
 REBIND_ATTEMPTS = 100  # then the master stays down and says so (a harness fault)
@@ -129,6 +137,7 @@ class FakeMaster:
         self._silenced = False
         self._handed_over = False  # ROUTER_HANDOVER was on at some point (a pause in reading)
         self._identities_seen: set[bytes] = set()
+        self._names: dict[bytes, str] = {}  # identity -> its trace rendering
         self._silence_until: float | None = None
         self._rebind_at: float | None = None
         self._rebind_attempts = 0
@@ -218,12 +227,41 @@ class FakeMaster:
     # -- owner-thread handlers ---------------------------------------------------------------
 
     def _on_readable(self, sock: zmq.Socket[bytes]) -> None:
+        self._read_batch(sock)
+
+    def _read_batch(self, sock: zmq.Socket[bytes]) -> bool:
+        """Read up to RECV_BATCH messages; True if that many were read (more may be queued)."""
+        recv = sock.recv
         for _ in range(RECV_BATCH):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                identity = recv(_NOBLOCK)
             except zmq.Again:
-                return
-            self._receive(frames[0], frames[1:])
+                return False
+            # A ROUTER message is its peer's identity and then at least one frame, delivered all at once. The
+            # frame says whether more follow (recv_multipart asks the socket, which costs more than the recv).
+            frame = recv(_NOBLOCK, copy=False)
+            payload = [frame.bytes]
+            while frame.more:
+                frame = recv(_NOBLOCK, copy=False)
+                payload.append(frame.bytes)
+            self._receive(identity, payload)
+        return True
+
+    def _read_before_tick(self) -> bool:
+        """Read everything queued before a liveness tick; True if messages were still queued after half an interval.
+
+        The real master's heartbeat checker runs on the event loop of its receive loop, which does not yield
+        while messages are queued: it never judges a worker whose heartbeat is waiting to be read. Reading
+        first keeps a busy fake master as fair (and the give-up keeps it answering its own calls).
+        """
+        sock = self._owner.socket
+        if sock is None or not self._owner.reading:
+            return False  # a pause in reading is a fault on purpose: the tick runs
+        give_up = self.clock.now() + self.timing.heartbeat_interval / 2
+        while self._read_batch(sock):
+            if self.clock.now() >= give_up:
+                return True
+        return False
 
     def _on_monitor(self, monitor: zmq.Socket[bytes]) -> None:
         for _ in range(RECV_BATCH):
@@ -247,19 +285,32 @@ class FakeMaster:
                     f"connection handshake failed ({name}) fd={fd} peer={self._peers.get(fd, 'unknown')} endpoint={endpoint}"
                 )
 
+    def _name(self, identity: bytes) -> str:
+        """An identity as the trace shows it (cached: a worker's frames all carry the same one)."""
+        name = self._names.get(identity)
+        if name is None:
+            name = self._names[identity] = identity.decode("utf-8", "backslashreplace")
+        return name
+
     def _receive(self, identity: bytes, payload: list[bytes]) -> None:
-        identity = self._original_identity(identity, payload)
+        """Record one received message and react to it (owner thread; runs for every frame: kept lean)."""
+        if self._handed_over:
+            identity = self._original_identity(identity, payload)
         self._identities_seen.add(identity)
         inbound = self.core.inspect(identity, payload)
-        broken = inbound.message is None or any(v.severity is Severity.ERROR for v in inbound.violations)
-        self.trace.append(
+        message, violations = inbound.message, inbound.violations
+        if violations:
+            broken = message is None or any(v.severity is _ERROR for v in violations)
+        else:
+            broken = message is None
+        self.trace.add(
             self.clock.now(),
-            Kind.RECV,
-            identity=identity.decode("utf-8", "backslashreplace"),
-            message=inbound.message,
-            frames=tuple(payload) if broken else (),
-            size=sum(len(f) for f in payload),
-            violations=inbound.violations,
+            _RECV,
+            self._names.get(identity) or self._name(identity),
+            message,
+            inbound.frames if broken else (),
+            len(payload[0]) if len(payload) == 1 else sum(len(f) for f in payload),
+            violations,
         )
         replies, changes = self.core.react(inbound)
         for reply in replies:
@@ -268,22 +319,35 @@ class FakeMaster:
                 self._record_fault("withheld: master-silence", (target, [], reply, ""))
                 continue
             self._dispatch((target, [encode(reply)], reply, ""))
-        self._record_liveness(changes)
+        if changes:
+            self._record_liveness(changes)
 
     def _on_tick(self) -> None:
         skipped = self.core.skipped_ticks
+        due = self.core.next_tick
+        if due is not None and self.clock.now() >= due and self._read_before_tick():
+            self.core.skip_tick(self.clock.now())
+            self.note(
+                f"harness fell behind: {self.core.skipped_ticks - skipped} liveness tick(s) skipped (messages still queued)"
+            )
+            return
         self._record_liveness(self.core.tick(self.clock.now()))
         if self.core.skipped_ticks > skipped:
             self.note(f"harness fell behind: {self.core.skipped_ticks - skipped} liveness tick(s) skipped")
 
     def _next_deadline(self) -> float | None:
         """The owner thread's next timer: liveness tick, delivery, held batch, resume, silence end or rebind."""
-        candidates = [self.core.next_tick, self._resume_at, self._silence_until, self._rebind_at]
-        if self._heap:
-            candidates.append(self._heap[0][0])
+        deadline = self.core.next_tick
+        for candidate in (self._resume_at, self._silence_until, self._rebind_at):
+            if candidate is not None and (deadline is None or candidate < deadline):
+                deadline = candidate
+        if self._heap and (deadline is None or self._heap[0][0] < deadline):
+            deadline = self._heap[0][0]
         if self._engine is not None:
-            candidates.append(self._engine.next_deadline())
-        return min((c for c in candidates if c is not None), default=None)
+            candidate = self._engine.next_deadline()
+            if candidate is not None and (deadline is None or candidate < deadline):
+                deadline = candidate
+        return deadline
 
     def _on_deadline(self) -> None:
         now = self.clock.now()
@@ -298,7 +362,7 @@ class FakeMaster:
 
     def _record_liveness(self, changes: list[tuple[str, Any]]) -> None:
         for node_id, change in changes:
-            self.trace.append(self.clock.now(), Kind.LIVENESS, identity=node_id, note=str(change))
+            self.trace.add(self.clock.now(), Kind.LIVENESS, node_id, note=str(change))
 
     def _record_fault(self, text: str, item: Outbound) -> None:
         identity, _, message, _ = item
@@ -309,32 +373,44 @@ class FakeMaster:
     def _send_frames(self, identity: bytes, frames: list[bytes], message: Message | None, tag: str = "") -> bool:
         """Hand one message to the ROUTER and record the outcome (owner thread only)."""
         self._owner.check_owner("a ROUTER send")
-        size = sum(len(f) for f in frames)
-        fields: dict[str, Any] = {"identity": identity.decode("utf-8", "backslashreplace"), "message": message, "size": size}
+        size = len(frames[0]) if len(frames) == 1 else sum(len(f) for f in frames)
+        kept: tuple[bytes, ...] = ()
         if message is None:
             if size <= TRACE_KEEP_BYTES:
-                fields["frames"] = tuple(frames)
+                kept = tuple(frames)
             else:
                 tag = _tags(tag, f"frames not kept: {size} bytes")
+        name = self._name(identity)
         sock = self._owner.socket
         if sock is None:
-            self.trace.append(self.clock.now(), Kind.SEND_FAILED, note=_failure(self._down or "master down", tag), **fields)
+            self.trace.add(
+                self.clock.now(), _SEND_FAILED, name, message, kept, size, (), _failure(self._down or "master down", tag)
+            )
             return False
         try:
-            sock.send_multipart([identity, *frames], zmq.NOBLOCK)
+            if len(frames) == 1:  # what send_multipart does, without its per-part checks; the identity frame decides
+                sock.send(identity, _NOBLOCK_SNDMORE)
+                sock.send(frames[0], _NOBLOCK)
+            else:
+                sock.send_multipart([identity, *frames], zmq.NOBLOCK)
         except zmq.Again:
-            self.trace.append(self.clock.now(), Kind.SEND_FAILED, note=_failure("high-water mark reached", tag), **fields)
+            self.trace.add(
+                self.clock.now(), _SEND_FAILED, name, message, kept, size, (), _failure("high-water mark reached", tag)
+            )
             return False
         except zmq.ZMQError as exc:
-            self.trace.append(self.clock.now(), Kind.SEND_FAILED, note=_failure(f"{exc.strerror} (no such peer?)", tag), **fields)
+            note = _failure(f"{exc.strerror} (no such peer?)", tag)
+            self.trace.add(self.clock.now(), _SEND_FAILED, name, message, kept, size, (), note)
             return False
-        self.trace.append(self.clock.now(), Kind.SEND, note=tag, **fields)
+        self.trace.add(self.clock.now(), _SEND, name, message, kept, size, (), tag)
         return True
 
     # -- faults (owner thread) ---------------------------------------------------------------
 
     def _dispatch(self, item: Outbound) -> bool:
         """Send through the fault plan, if any. False only if the socket refused an immediate delivery."""
+        if self._engine is None and not self._heap:  # no fault plan, nothing deferred: straight to the socket
+            return self._send_frames(*item)
         now = self.clock.now()
         self._deliver_due(now)
         if self._engine is None:
@@ -571,6 +647,15 @@ class FakeMaster:
         """A storm's send: straight to the socket on the owner thread, bypassing faults (StormTarget)."""
         return self._owner.call(lambda: self._send_frames(identity, frames, message, tag))
 
+    def storm_send_many(self, identity: bytes, batch: list[tuple[list[bytes], Message | None]], tag: str) -> int:
+        """A storm's batch: sent in order on the owner thread, each recorded; returns how many the socket took."""
+
+        def send_all() -> int:
+            send = self._send_frames
+            return sum(send(identity, frames, message, tag) for frames, message in batch)
+
+        return self._owner.call(send_all)
+
     # -- sending (any thread) ----------------------------------------------------------------
 
     def send(self, message_type: str, data: Any = None, to: str | None = None) -> bool:
@@ -585,6 +670,20 @@ class FakeMaster:
     def send_message(self, message: Message) -> bool:
         frame = encode(message)
         return self._owner.call(lambda: self._dispatch((message.node_id.encode(), [frame], message, "")))
+
+    def broadcast(self, message_type: str, data: Any = None, to: list[str] | None = None) -> int:
+        """Send one message to each worker in ``to`` (default: every registered worker) in one turn of the socket
+        thread, as the real master sends a spawn or a quit to all its workers at once. Returns how many the socket
+        took; each send and each refusal is recorded as by ``send``."""
+
+        def send_all() -> int:
+            sent = 0
+            for node in list(self.core.workers) if to is None else to:
+                message = Message(message_type, data, node)
+                sent += self._dispatch((node.encode(), [encode(message)], message, ""))
+            return sent
+
+        return self._owner.call(send_all, timeout=60.0)
 
     def send_raw(self, frames: list[bytes], to: str | bytes | None = None, tag: str = "") -> bool:
         """Send arbitrary payload frames (malformed on purpose, perhaps) to a worker identity."""
@@ -606,20 +705,40 @@ class FakeMaster:
         timestamp: float | None = None,
     ) -> bool:
         """Send a complete 2.47 ``spawn`` (absolute per-class counts, a fresh timestamp)."""
-        data = {
+        return self.send("spawn", self._spawn_data(user_classes_count, stop_timeout, host, timestamp), to)
+
+    def spawn_all(
+        self,
+        user_classes_count: dict[str, int],
+        *,
+        to: list[str] | None = None,
+        stop_timeout: float = 0.0,
+        host: str | None = None,
+        timestamp: float | None = None,
+    ) -> int:
+        """``spawn`` to each worker in ``to`` (default: every registered one) at once (``broadcast``)."""
+        return self.broadcast("spawn", self._spawn_data(user_classes_count, stop_timeout, host, timestamp), to)
+
+    def _spawn_data(
+        self, user_classes_count: dict[str, int], stop_timeout: float, host: str | None, timestamp: float | None
+    ) -> dict[str, Any]:
+        return {
             "timestamp": self.clock.wall() if timestamp is None else timestamp,
             "user_classes_count": dict(user_classes_count),
             "host": host,
             "stop_timeout": float(stop_timeout),
             "parsed_options": {},
         }
-        return self.send("spawn", data, to)
 
     # -- state (any thread) ------------------------------------------------------------------
 
     def workers(self) -> dict[str, WorkerView]:
         """A snapshot of the registered workers, as the real master would see them."""
         return self._owner.call(lambda: deepcopy(self.core.workers))
+
+    def worker_ids(self) -> list[str]:
+        """The registered workers' ids, oldest registration first (cheap: no copy of their views)."""
+        return self._owner.call(lambda: list(self.core.workers))
 
     def default_worker(self) -> str:
         """The worker a message goes to when none is named: the latest registered, else the latest heard."""

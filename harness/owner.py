@@ -67,11 +67,11 @@ class SocketOwner:
     @property
     def on_owner_thread(self) -> bool:
         """True when called from the owner thread itself."""
-        return threading.current_thread() is self._thread
+        return threading.get_ident() == self._thread.ident  # ident is None until the thread starts
 
     def check_owner(self, what: str) -> None:
         """Raise TransportError unless called on the owner thread (a guard for socket code)."""
-        if not self.on_owner_thread:
+        if threading.get_ident() != self._thread.ident:
             raise TransportError(
                 "socket.owner",
                 f"{what} on the socket thread {self._thread.name!r}",

@@ -5,6 +5,13 @@ edges may come from any thread; appends are locked); any thread may read or
 wait for a record with a deadline. ``fault_windows`` pairs the FAULT records
 that open and close a window of deliberate disruption. Records keep the decoded message, the violations
 found, and the raw frames of anything that did not decode cleanly.
+
+Appending is on the fake master's hot path (every frame in both directions), so ``Trace.add`` stores a
+record's fields as plain values in one flat list, in order, with its sequence number and timestamp fixed at
+once; the ``TraceRecord`` object is built the first time a reader asks for it (and kept). What a reader sees
+is the same either way. The flat list also keeps the garbage collector out of the way: a million records
+stored as objects (a record and its message each) are a million objects that every full collection walks,
+and that trigger full collections as they pile up; plain values in one list are neither.
 """
 
 from __future__ import annotations
@@ -82,29 +89,92 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+# ``Trace._flat`` holds _WIDTH values per record, in seq order: t, kind, identity, message type (or
+# _NO_MESSAGE), data, node_id, frames, size, violations, note. No Message and no record object: plain values
+# (and the message's own data).
+_WIDTH = 10
+_NO_MESSAGE: Any = object()  # the type slot of a record without a message
+
+
+def _flat_fields(record: TraceRecord) -> tuple[Any, ...]:
+    message = record.message
+    head = (record.t, record.kind, record.identity)
+    tail = (record.frames, record.size, record.violations, record.note)
+    if message is None:
+        return (*head, _NO_MESSAGE, None, None, *tail)
+    return (*head, message.type, message.data, message.node_id, *tail)
+
+
 @dataclass
 class Trace:
     """The append-only record; ``wait_for`` blocks with a deadline until a record matches."""
 
     t0: float = 0.0
-    _records: list[TraceRecord] = field(default_factory=list)
-    _cond: threading.Condition = field(default_factory=threading.Condition)
+    _flat: list[Any] = field(default_factory=list)  # _WIDTH values per record
+    _built: list[TraceRecord | None] = field(default_factory=list)  # by seq: the record object, once built
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _cond: threading.Condition = field(init=False)
+    _waiting: int = 0  # threads in wait_for: appends notify only when someone waits
+
+    def __post_init__(self) -> None:
+        self._cond = threading.Condition(self._lock)
 
     def append(self, t: float, kind: Kind, **fields: Any) -> TraceRecord:
-        with self._cond:
-            record = TraceRecord(len(self._records), t, kind, **fields)
-            self._records.append(record)
-            self._cond.notify_all()
+        """Append a record (fields as in TraceRecord) and return it."""
+        with self._lock:
+            record = TraceRecord(len(self._built), t, kind, **fields)
+            self._flat.extend(_flat_fields(record))
+            self._built.append(record)
+            if self._waiting:
+                self._cond.notify_all()
         return record
 
+    def add(
+        self,
+        t: float,
+        kind: Kind,
+        identity: str = "",
+        message: Message | None = None,
+        frames: tuple[bytes, ...] = (),
+        size: int = 0,
+        violations: tuple[Violation, ...] = (),
+        note: str = "",
+    ) -> None:
+        """``append`` without building the record object now (the socket thread's fast path)."""
+        fields: tuple[Any, ...]
+        if message is None:
+            fields = (t, kind, identity, _NO_MESSAGE, None, None, frames, size, violations, note)
+        else:
+            fields = (t, kind, identity, message.type, message.data, message.node_id, frames, size, violations, note)
+        with self._lock:
+            self._flat.extend(fields)
+            self._built.append(None)
+            if self._waiting:
+                self._cond.notify_all()
+
     def __len__(self) -> int:
-        with self._cond:
-            return len(self._records)
+        return len(self._built)
 
     def records(self, since: int = 0) -> list[TraceRecord]:
         """A snapshot of the records with ``seq >= since``."""
-        with self._cond:
-            return self._records[since:]
+        with self._lock:
+            end = len(self._built)
+            if since < 0:
+                since = max(0, end + since)
+            built = self._built[since:end]
+            flat = self._flat[since * _WIDTH : end * _WIDTH]
+        out: list[TraceRecord] = []
+        store = self._built
+        for j, record in enumerate(built):
+            if record is None:
+                t, kind, identity, message_type, data, node_id, frames, size, violations, note = flat[
+                    j * _WIDTH : (j + 1) * _WIDTH
+                ]
+                message = None if message_type is _NO_MESSAGE else Message(message_type, data, node_id)
+                record = TraceRecord(since + j, t, kind, identity, message, frames, size, violations, note)
+                store[since + j] = record  # one atomic slot store; a racing reader may build an equal twin, never another
+            out.append(record)
+        return out
 
     def __iter__(self) -> Iterator[TraceRecord]:
         return iter(self.records())
@@ -118,16 +188,22 @@ class Trace:
         """The first record at or after ``since`` that matches, waiting at most ``timeout`` seconds."""
         deadline = monotonic() + timeout
         scanned = since
-        with self._cond:
-            while True:
-                for record in self._records[scanned:]:
-                    if match(record):
-                        return record
-                scanned = len(self._records)
+        while True:
+            for record in self.records(scanned):  # matched outside the lock: appends never wait for a reader
+                if match(record):
+                    return record
+                scanned = record.seq + 1
+            with self._lock:
+                if len(self._built) > scanned:
+                    continue  # more arrived while matching
                 remaining = deadline - monotonic()
                 if remaining <= 0:
                     return None
-                self._cond.wait(remaining)
+                self._waiting += 1
+                try:
+                    self._cond.wait(remaining)
+                finally:
+                    self._waiting -= 1
 
     def dump_jsonl(self, out: TextIO) -> int:
         """Write one JSON object per record; returns the number written."""

@@ -72,29 +72,63 @@ def encode_parts(message_type: Any, data: Any, node_id: Any) -> bytes:
     return packed
 
 
-def unpack(frame: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Any:
-    """Unpack a frame with Locust's options, mapping every failure to a MalformedFrame."""
+def _malformed(exc: BaseException) -> MalformedFrame:
+    """The MalformedFrame for an exception raised while unpacking a frame."""
+    if isinstance(exc, msgpack.ExtraData):
+        return MalformedFrame("codec.trailing-bytes", "exactly one msgpack object per frame", "trailing bytes after the message")
+    if isinstance(exc, UnicodeDecodeError):
+        return MalformedFrame("codec.utf8", "msgpack str values in valid UTF-8", f"invalid UTF-8 ({exc.reason})")
+    if isinstance(exc, _HookError):
+        return MalformedFrame("codec.ext-hook", "a well-formed __datetime__/__ObjectId__ map", str(exc))
+    return MalformedFrame("codec.not-msgpack", "a complete msgpack object", f"{type(exc).__name__}: {exc}")
+
+
+# Everything unpacking may raise on bad input (ExtraData and UnicodeDecodeError are ValueErrors).
+_UNPACK_ERRORS = (_HookError, ValueError, TypeError, msgpack.UnpackException, RecursionError)
+
+
+def _check_size(frame: bytes, max_frame_bytes: int) -> None:
     if len(frame) > max_frame_bytes:
         raise MalformedFrame("codec.size", f"a frame of at most {max_frame_bytes} bytes", f"{len(frame)} bytes")
     if not frame:
         raise MalformedFrame("codec.empty", "one msgpack array [type, data, node_id]", "an empty frame")
+
+
+def unpack(frame: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Any:
+    """Unpack a frame with Locust's options, mapping every failure to a MalformedFrame."""
+    _check_size(frame, max_frame_bytes)
     try:
         return msgpack.unpackb(frame, raw=False, strict_map_key=False, object_hook=_decode_ext)
-    except msgpack.ExtraData:
-        raise MalformedFrame(
-            "codec.trailing-bytes", "exactly one msgpack object per frame", "trailing bytes after the message"
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise MalformedFrame("codec.utf8", "msgpack str values in valid UTF-8", f"invalid UTF-8 ({exc.reason})") from None
-    except _HookError as exc:
-        raise MalformedFrame("codec.ext-hook", "a well-formed __datetime__/__ObjectId__ map", str(exc)) from None
-    except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
-        raise MalformedFrame("codec.not-msgpack", "a complete msgpack object", f"{type(exc).__name__}: {exc}") from None
+    except _UNPACK_ERRORS as exc:
+        raise _malformed(exc) from None
+
+
+_new_object = object.__new__
+_set_type = Message.__dict__["type"].__set__  # the slot descriptors of a slots dataclass
+_set_data = Message.__dict__["data"].__set__
+_set_node_id = Message.__dict__["node_id"].__set__
+
+
+def _message(message_type: str, data: Any, node_id: str) -> Message:
+    """``Message(message_type, data, node_id)``, filled through its slots (the hot path of every received frame).
+
+    The frozen dataclass's own ``__init__`` costs a Python frame and an ``object.__setattr__`` per field.
+    """
+    message: Message = _new_object(Message)
+    _set_type(message, message_type)
+    _set_data(message, data)
+    _set_node_id(message, node_id)
+    return message
 
 
 def decode(frame: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Message:
     """Decode one frame into a Message, or raise MalformedFrame naming the rule broken."""
-    obj = unpack(frame, max_frame_bytes)
+    if not 0 < len(frame) <= max_frame_bytes:
+        _check_size(frame, max_frame_bytes)
+    try:  # unpack(), inlined: this runs for every frame the fake master and the reference worker receive
+        obj = msgpack.unpackb(frame, raw=False, strict_map_key=False, object_hook=_decode_ext)
+    except _UNPACK_ERRORS as exc:
+        raise _malformed(exc) from None
     if not isinstance(obj, list):
         raise MalformedFrame("codec.envelope", "a msgpack array [type, data, node_id]", f"a {type(obj).__name__}")
     if len(obj) != 3:
@@ -106,4 +140,4 @@ def decode(frame: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Mess
         )
     if not isinstance(node_id, str):
         raise MalformedFrame("codec.node-id", "node_id as a msgpack str", f"{type(node_id).__name__} {node_id!r}")
-    return Message(message_type, data, node_id)
+    return _message(message_type, data, node_id)

@@ -41,7 +41,7 @@ class WorkerView:
         return self.liveness.missing
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Inbound:
     """One received ROUTER message: the decoded message (if any) and every violation found."""
 
@@ -55,8 +55,37 @@ class Inbound:
         return self.message.node_id if self.message else self.identity.decode("utf-8", "replace")
 
 
+_new_object = object.__new__
+_inbound_slots = tuple(Inbound.__dict__[name].__set__ for name in ("identity", "frames", "message", "violations"))
+
+
+def _inbound(identity: bytes, frames: tuple[bytes, ...], message: Message | None, violations: tuple[Violation, ...]) -> Inbound:
+    """``Inbound(...)`` filled through its slots: built for every received frame, and the frozen dataclass's
+    ``__init__`` costs a Python frame and an ``object.__setattr__`` per field."""
+    inbound: Inbound = _new_object(Inbound)
+    set_identity, set_frames, set_message, set_violations = _inbound_slots
+    set_identity(inbound, identity)
+    set_frames(inbound, frames)
+    set_message(inbound, message)
+    set_violations(inbound, violations)
+    return inbound
+
+
 # Violations after which the real master cannot have read the message at all.
 _UNREADABLE = {"envelope.identity", "framing.frames", "direction"}
+# Plain str and module-level constants on the per-message path: comparing a str with a StrEnum member, or
+# reading a member off its class, costs several times a plain str comparison or a global lookup.
+_MASTER_ONLY = frozenset(t.value for t in (MessageType.ACK, MessageType.SPAWN, MessageType.STOP, MessageType.RECONNECT))
+_BUILT_IN = frozenset(t.value for t in MessageType)
+_CLIENT_READY = MessageType.CLIENT_READY.value
+_HEARTBEAT = MessageType.HEARTBEAT.value
+_SPAWNING = MessageType.SPAWNING.value
+_SPAWNING_COMPLETE = MessageType.SPAWNING_COMPLETE.value
+_LEAVING = (MessageType.CLIENT_STOPPED.value, MessageType.QUIT.value)
+_W2M = Direction.WORKER_TO_MASTER
+_ERROR = Severity.ERROR
+_DEVIATION = Severity.DEVIATION
+_NO_ERRORS: frozenset[str] = frozenset()
 
 
 def master_can_read_heartbeat(data: object) -> bool:
@@ -106,31 +135,36 @@ class MasterCore:
         except MalformedFrame as exc:
             violations.append(Violation(exc.rule, exc.expected, exc.observed))
         if message is not None:
-            violations.extend(self._message_violations(identity, message))
-        return Inbound(identity, tuple(frames), message, tuple(violations))
+            found = self._message_violations(identity, message)
+            if found:
+                violations.extend(found)
+        return _inbound(identity, tuple(frames), message, tuple(violations))
 
     def _message_violations(self, identity: bytes, message: Message) -> list[Violation]:
         found: list[Violation] = []
+        message_type = message.type
         if message.node_id.encode("utf-8") != identity:
             found.append(
                 Violation(
                     "envelope.node-id", f"node_id equal to the socket identity {identity!r}", f"node_id {message.node_id!r}"
                 )
             )
-        if message.type in (MessageType.ACK, MessageType.SPAWN, MessageType.STOP, MessageType.RECONNECT):
+        if message_type in _MASTER_ONLY:
             found.append(
-                Violation("direction", "only worker-to-master types from a worker", f"master-only type {message.type!r}")
+                Violation("direction", "only worker-to-master types from a worker", f"master-only type {message_type!r}")
             )
-        elif message.type not in MessageType.__members__.values():
+        elif message_type not in _BUILT_IN:
             found.append(
                 Violation(
                     "type.unknown",
                     "a built-in message type (custom types are ignored)",
-                    f"type {message.type!r}",
-                    Severity.DEVIATION,
+                    f"type {message_type!r}",
+                    _DEVIATION,
                 )
             )
-        found.extend(Violation.from_problem(message.type, p) for p in check_payload(message, Direction.WORKER_TO_MASTER))
+        problems = check_payload(message, _W2M)
+        if problems:
+            found.extend(Violation.from_problem(message_type, p) for p in problems)
         return found
 
     def react(self, inbound: Inbound) -> tuple[list[Message], list[tuple[str, LivenessChange]]]:
@@ -140,26 +174,27 @@ class MasterCore:
             the automatic replies, and any liveness change (a self-heal).
         """
         msg = inbound.message
-        errors = {v.rule for v in inbound.violations if v.severity is Severity.ERROR}
+        errors = {v.rule for v in inbound.violations if v.severity is _ERROR} if inbound.violations else _NO_ERRORS
         if msg is None or errors & _UNREADABLE:
             return [], []  # the real master could not have processed this frame either
-        if msg.type == MessageType.CLIENT_READY and not errors & {f"schema.{msg.type}"}:
+        msg_type = msg.type
+        if msg_type == _CLIENT_READY and not errors & {f"schema.{msg_type}"}:
             # Locust registers and acks by the socket identity, not by the payload's node_id.
             return self._client_ready(inbound.identity.decode("utf-8", "replace")), []
         node = self.workers.get(msg.node_id)
         if node is None:
             return [], []
-        if msg.type == MessageType.HEARTBEAT and master_can_read_heartbeat(msg.data):
+        if msg_type == _HEARTBEAT and master_can_read_heartbeat(msg.data):
             healed = node.liveness.heartbeat()
             node.state = str(msg.data["state"])
             replies = [Message(MessageType.HEARTBEAT, None, msg.node_id)] if self.auto_heartbeat else []
             return replies, [(msg.node_id, healed)] if healed else []
-        if msg.type == MessageType.SPAWNING:
+        if msg_type == _SPAWNING:
             node.state = "spawning"
-        elif msg.type == MessageType.SPAWNING_COMPLETE and isinstance(msg.data, dict):
+        elif msg_type == _SPAWNING_COMPLETE and isinstance(msg.data, dict):
             node.state = "running"
             node.user_classes_count = dict(msg.data.get("user_classes_count") or {})
-        elif msg.type in (MessageType.CLIENT_STOPPED, MessageType.QUIT):
+        elif msg_type in _LEAVING:
             del self.workers[msg.node_id]
         return [], []
 
@@ -168,6 +203,19 @@ class MasterCore:
         self.workers.pop(node_id, None)  # re-registration makes it the latest registered worker
         self.workers[node_id] = WorkerView(node_id, index, liveness=LivenessCounter.for_timing(self.timing))
         return [Message(MessageType.ACK, {"index": index}, node_id)] if self.auto_ack else []
+
+    def skip_tick(self, now: float) -> None:
+        """The tick due at ``now`` does not run; its time passes, counted in ``skipped_ticks``.
+
+        Locust's heartbeat checker shares one event loop with its receive loop, which does not yield while
+        messages are queued: a master busy reading does not tick. An adapter that could not catch up with its
+        queue calls this instead of ``tick`` (counters untouched: the heartbeats may be in the queue).
+        """
+        if self.next_tick is None or self.next_tick > now:
+            return
+        missed = int((now - self.next_tick) // self.timing.heartbeat_interval) + 1
+        self.skipped_ticks += missed
+        self.next_tick += missed * self.timing.heartbeat_interval
 
     def tick(self, now: float) -> list[tuple[str, LivenessChange]]:
         """Run the liveness tick if it is due at ``now``; return the changes, deleting dead workers.

@@ -70,7 +70,7 @@ def known_types(direction: Direction) -> frozenset[MessageType]:
     return WORKER_TO_MASTER_TYPES if direction is Direction.WORKER_TO_MASTER else MASTER_TO_WORKER_TYPES
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Message:
     """One Locust message: ``[type, data, node_id]``.
 

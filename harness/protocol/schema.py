@@ -237,8 +237,26 @@ _LENIENT_NIL = {
 }
 
 
+# The heartbeat fast path of check_payload: exact types only (msgpack decodes numbers to int and float, never
+# to subclasses; bool is not in the list), so whatever it accepts, the full WORKER_SCHEMAS check accepts too,
+# and anything else still gets the full check. Module constants: a StrEnum member read off its class, or
+# compared with a str, costs several times a plain global and str comparison.
+_NUMBER_TYPES = (int, float)
+_HEARTBEAT = MessageType.HEARTBEAT.value
+_W2M = Direction.WORKER_TO_MASTER
+
+
 def check_payload(message: Message, direction: Direction) -> list[Problem]:
     """All schema problems of ``message`` as sent in ``direction``; [] for custom types."""
+    if message.type == _HEARTBEAT and direction is _W2M:  # the fast path, inlined: most frames are heartbeats
+        data = message.data
+        if (
+            type(data) is dict
+            and data.get("state") in WORKER_STATES
+            and type(data.get("current_cpu_usage")) in _NUMBER_TYPES
+            and type(data.get("current_memory_usage")) in _NUMBER_TYPES
+        ):
+            return []
     schemas = WORKER_SCHEMAS if direction is Direction.WORKER_TO_MASTER else MASTER_SCHEMAS
     schema = schemas.get(message.type)
     if schema is None or message.type not in known_types(direction):
