@@ -23,6 +23,7 @@ from harness.explore import EXPLORE_INTERVAL, Example, explore
 from harness.mutation import MUTANTS, MUTANTS_BY_DEFECT, Matrix, check_plan, grid, run_matrix, summary_table
 from harness.protocol.timing import LOCUST_TIMING
 from harness.report import compare_runs, load_run, write_run_report
+from harness.report.model import folder_name
 from harness.runner import DEFAULT_INTERVAL, CaseResult, RunConfig, run_catalog
 from harness.scenario import Verdict as ScenarioVerdict
 from harness.scenario import judge_script, new_report_dir, run_scenario
@@ -186,7 +187,7 @@ def _report_folder(args: argparse.Namespace, label: str) -> Path:
     if args.report is not None:
         args.report.mkdir(parents=True, exist_ok=True)
         return Path(args.report)
-    return new_report_dir(Path("reports"), label)
+    return new_report_dir(Path("reports"), folder_name(label))
 
 
 def _label(args: argparse.Namespace) -> str:
@@ -207,15 +208,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"running {len(cases)} cases against {label!r} (heartbeat interval {config.heartbeat_interval:g} s); report in {folder}",
         flush=True,
     )
-    run = run_catalog(cases, config, folder, progress=_progress)
+    try:
+        run = run_catalog(cases, config, folder, progress=_progress)
+    finally:  # interrupted too: the report of the cases that finished
+        reported = _write_report(folder)
     counts = {k: v for k, v in run.counts().items() if v}
     print(f"\n{len(run.results)} cases in {run.duration:.1f} s: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     print(f"results: {folder / 'results.json'}")
-    files = write_run_report(folder)
-    print(f"report:  {files.index}  (junit: {files.junit})")
     if counts.get(Verdict.FAILED.value):
-        return EXIT_FAILED
-    return EXIT_UNKNOWN if counts.get(Verdict.UNKNOWN.value) else EXIT_OK
+        return EXIT_FAILED  # the worker's verdict stands, whatever happened to the report
+    return EXIT_UNKNOWN if counts.get(Verdict.UNKNOWN.value) or not reported else EXIT_OK
+
+
+def _write_report(folder: Path) -> bool:
+    """junit.xml and the HTML report of the run in ``folder``; a failure here is the harness's, said as such."""
+    if not (folder / "results.json").is_file():
+        return False
+    try:
+        files = write_run_report(folder)
+    except Exception as exc:
+        print(f"harness failure: could not write the report in {folder}: {exc!r} (results.json is intact)", file=sys.stderr)
+        return False
+    print(f"report:  {files.index}  (junit: {files.junit})")
+    return True
 
 
 def _progress(i: int, total: int, result: CaseResult) -> None:

@@ -15,6 +15,7 @@ the evidence as its text; UNKNOWN (the harness could not judge) fails too, never
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -66,6 +67,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("lc_report", "as --lc-report", default=None)
 
 
+_STARTED = pytest.StashKey[datetime.datetime]()
 _RESULTS = pytest.StashKey[list[tuple["RunConfig", "CaseResult"]]]()
 
 
@@ -156,7 +158,7 @@ class CatalogItem(pytest.Item):
         interval = float(_option(config, "heartbeat_interval") or DEFAULT_INTERVAL)
         label = worker if worker in ("reference", "locust") else "custom"
         run = RunConfig(worker, label, interval, str(_option(config, "user_class") or DEFAULT_USER_CLASS))
-        result = run_case(self.case, run, _report_folder(config, self.case.id))
+        result = run_case(self.case, run, _report_folder(config, self.case.id), _run_folder(config))
         config.stash.setdefault(_RESULTS, []).append((run, result))
         self.user_properties.append(("verdict", result.verdict.value))
         self.user_properties.append(("artifacts", result.artifacts))
@@ -188,17 +190,27 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     runs = session.config.stash.get(_RESULTS, [])
     if not runs or _option(session.config, "report") is None:
         return
-    import datetime
     import json
 
     from harness.report import write_run_report
     from harness.runner import RunResult
 
     folder = _run_folder(session.config)
-    run = RunResult(runs[0][0], [result for _, result in runs], datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
-    run.duration = sum(result.duration for result in run.results)
+    started = session.config.stash[_STARTED]
+    elapsed = (datetime.datetime.now(datetime.UTC) - started).total_seconds()
+    run = RunResult(runs[0][0], [result for _, result in runs], started.isoformat(timespec="seconds"), elapsed)
     (folder / "results.json").write_text(json.dumps(run.to_json(), indent=2) + "\n", "utf-8")
-    write_run_report(folder)
+    try:
+        write_run_report(folder)
+    except Exception as exc:  # a failure of ours: say so, and never let the session pass
+        session.config.get_terminal_writer().line(
+            f"locust-conformance: could not write the report in {folder}: {exc!r}", red=True
+        )
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_STARTED] = datetime.datetime.now(datetime.UTC)
 
 
 def evidence(result: CaseResult) -> str:

@@ -102,8 +102,11 @@ def dump_stacks(process: WorkerProcess, out: Path) -> str:
     return f"py-spy stack dump in {out.name}" if done.returncode == 0 else f"py-spy failed: {done.stderr.strip()[:200]}"
 
 
-def run_case(case: Case, config: RunConfig, folder: Path) -> CaseResult:
-    """Run one case against a fresh worker process; always returns a verdict."""
+def run_case(case: Case, config: RunConfig, folder: Path, report: Path | None = None) -> CaseResult:
+    """Run one case against a fresh worker process; always returns a verdict.
+
+    ``report``: the run's report folder, when ``folder`` is one of its case folders (sets ``CaseResult.dir``).
+    """
     started = time.monotonic()
     interval = case.heartbeat_interval or config.heartbeat_interval
     timing = LOCUST_TIMING.compressed(interval)
@@ -172,7 +175,7 @@ def run_case(case: Case, config: RunConfig, folder: Path) -> CaseResult:
         max((g for _, g in gaps), default=None),
         timeline(evidence, gaps),
         seeds_used(records, master.trace.t0),
-        f"cases/{folder.name}",
+        folder.relative_to(report).as_posix() if report is not None else "",
     )
     _write_case(master, result, folder)
     return result
@@ -283,7 +286,7 @@ def run_catalog(
     run = RunResult(config, started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
     started = time.monotonic()
     for i, case in enumerate(cases, start=1):
-        result = run_case(case, config, report / "cases" / case.id.replace("/", "__"))
+        result = run_case(case, config, report / "cases" / case.id.replace("/", "__"), report)
         run.results.append(result)
         if progress is not None:
             progress(i, len(cases), result)

@@ -30,9 +30,9 @@ class ReportFiles:
 def write_run_report(folder: Path) -> ReportFiles:
     """``junit.xml`` and the HTML report of the run in ``folder``, written next to its ``results.json``."""
     run = load_run(folder)
-    junit = write_junit([run], folder / "junit.xml")
-    index = write_site([run], folder, in_place=True, title=f"locust-conformance: {run.label}")
-    return ReportFiles(folder, index, junit)
+    junit = write_junit([run], run.folder / "junit.xml")
+    index = write_site([run], run.folder, in_place=True, title=f"locust-conformance: {run.label}")
+    return ReportFiles(run.folder, index, junit)
 
 
 def compare_runs(folders: list[Path], out: Path) -> ReportFiles:
@@ -40,6 +40,8 @@ def compare_runs(folders: list[Path], out: Path) -> ReportFiles:
     if not folders:
         raise ScenarioError("compare needs at least one report folder")
     runs: list[LoadedRun] = unique_labels([load_run(f) for f in folders])
+    if out.exists() and not out.is_dir():
+        raise ScenarioError(f"{out}: expected a new or empty folder for the comparison; it is a file")
     if out.exists() and any(out.iterdir()):
         raise ScenarioError(f"{out}: expected a new or empty folder for the comparison; it already holds files")
     out.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ report opens from disk in any browser with no server and no network.
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import shutil
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ class Column:
         return f"{self.base}{case['dir']}/{INDEX}"
 
 
+@functools.cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("harness.report", "templates"),
@@ -119,6 +121,8 @@ def write_case_page(columns: list[Column], column: Column, case: dict[str, Any],
             picture = render_timeline(case["timeline"], f"{case['id']} on {column.run.label}")
         except TimelineUnavailable as exc:
             why_no_picture = str(exc)
+        except Exception as exc:  # a bug of ours or odd data: the page still shows everything else
+            why_no_picture = f"a harness failure drawing it ({exc!r}); the data is in results.json"
     else:
         why_no_picture = "no heartbeats were due: the worker was never acknowledged"
     here = folder

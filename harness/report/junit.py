@@ -38,7 +38,7 @@ def evidence_text(case: dict[str, Any]) -> str:
         "",
         f"worker: {case['command'] or '(not started)'}; {case['worker_exit_text']}",
         f"max heartbeat gap: {'n/a' if gap is None else f'{gap:.3f} s'}; duration {case['duration_s']:.2f} s",
-        f"evidence: {case['artifacts']} (trace.txt, trace.jsonl, worker.log)",
+        f"evidence: {case['dir']}/ in the report folder (trace.txt, trace.jsonl, worker.log); written as {case['artifacts']}",
     ]
     return "\n".join(lines)
 
@@ -73,7 +73,7 @@ def junit_suite(run: LoadedRun) -> ET.Element:
         element = ET.SubElement(
             suite,
             "testcase",
-            classname=f"locust-conformance.{case['category']}",
+            classname=f"locust-conformance[{run.label}].{case['category']}",
             name=case["id"],
             time=f"{case['duration_s']:.3f}",
         )

@@ -10,6 +10,7 @@ from typing import Any
 
 from harness.errors import ScenarioError
 from harness.report.schema import schema_errors, schema_version
+from harness.verdicts import Verdict, worst
 
 RESULTS_FILE = "results.json"
 
@@ -53,11 +54,31 @@ def load_run(folder: Path, label: str | None = None) -> LoadedRun:
         raise ScenarioError(
             f"{path}: expected results schema version {schema_version()} (docs/results-schema.md); found {version!r}"
         )
-    errors = schema_errors(doc)
+    errors = schema_errors(doc) or consistency_errors(doc)
     if errors:
         shown = "\n  ".join(errors[:10]) + (f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else "")
         raise ScenarioError(f"{path}: does not match the results schema (docs/results-schema.md):\n  {shown}")
     return LoadedRun(path.parent, doc, label or str(doc["run"]["label"]))
+
+
+def consistency_errors(doc: dict[str, Any]) -> list[str]:
+    """What a schema cannot say: ids and folders unique, the summary and each case's verdict agree with the findings."""
+    errors = []
+    cases = doc["cases"]
+    for key in ("id", "dir"):
+        seen: set[str] = set()
+        for i, case in enumerate(cases):
+            if case[key] in seen:
+                errors.append(f"$.cases[{i}].{key}: expected each case once; {case[key]!r} appears again")
+            seen.add(case[key])
+    counts = {v.value: sum(1 for c in cases if c["verdict"] == v.value) for v in Verdict}
+    if doc["summary"] != counts:
+        errors.append(f"$.summary: expected the verdict counts of the cases {counts}; found {doc['summary']}")
+    for i, case in enumerate(cases):
+        merged = worst(Verdict(f["verdict"]) for f in case["findings"]).value
+        if case["verdict"] != merged:
+            errors.append(f"$.cases[{i}].verdict: expected {merged} (the worst of its findings); found {case['verdict']}")
+    return errors
 
 
 def unique_labels(runs: list[LoadedRun]) -> list[LoadedRun]:

@@ -34,12 +34,15 @@ def render_timeline(timeline: dict[str, Any], title: str = "") -> str:
         from matplotlib.figure import Figure
     except ImportError as exc:  # optional extra
         raise TimelineUnavailable("heartbeat pictures need matplotlib: pip install 'locust-conformance[report]'") from exc
-    matplotlib.rcParams["svg.hashsalt"] = "locust-conformance"  # stable element ids: reports diff cleanly
-    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, searchable
+    # stable element ids (reports diff cleanly); text stays text (smaller, searchable); nobody else's settings touched
+    with matplotlib.rc_context({"svg.hashsalt": "locust-conformance", "svg.fonttype": "none"}):
+        return _draw(Figure, timeline, title)
 
+
+def _draw(figure: Any, timeline: dict[str, Any], title: str) -> str:
     interval = float(timeline["interval"])
     end = float(timeline["end"])
-    fig = Figure(figsize=(10, 3.4), dpi=100)
+    fig = figure(figsize=(10, 3.4), dpi=100)
     fig.subplots_adjust(left=0.065, right=0.74, bottom=0.15, top=0.9)  # fixed: a layout engine doubles the cost
     ax = fig.add_subplot()
     windows = [(float(a), float(b), str(label)) for a, b, label in timeline["fault_windows"]]
@@ -67,7 +70,7 @@ def render_timeline(timeline: dict[str, Any], title: str = "") -> str:
     if gaps:
         ends = [s + n for s, n in gaps]
         lengths = [n for _, n in gaps]
-        ax.vlines(ends, 0, lengths, color=GAP_COLOUR, lw=1.4)
+        ax.vlines(ends, 0, lengths, color=GAP_COLOUR, lw=1.4, gid="gaps")
         ax.plot(ends, lengths, "o", color=GAP_COLOUR, ms=3.5, label="heartbeat gap (ends at a heartbeat)")
     beats = [float(t) for t in timeline["heartbeats"]]
     if beats:
@@ -105,7 +108,7 @@ def render_timeline(timeline: dict[str, Any], title: str = "") -> str:
     ax.set_xlabel("seconds since the fake master started")
     ax.set_ylabel("heartbeat gap (s)")
     if title:
-        ax.set_title(title, fontsize=10, loc="left")
+        ax.set_title(title, fontsize=10, loc="left", parse_math=False)  # a label may hold a dollar sign
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7.5, frameon=False)
     out = io.StringIO()

@@ -150,3 +150,9 @@ def test_catalog_page_is_in_step_with_the_code() -> None:
     assert page.read_text() == run_cli("list", "--markdown").stdout, (
         "regenerate: locust-conformance list --markdown > docs/catalog.md"
     )
+
+
+def test_a_report_that_cannot_be_written_is_a_harness_failure_not_a_pass(tmp_path: Path) -> None:
+    (tmp_path / "results.json").write_text('{"schema_version": 2, "run": {}, "summary": {}, "cases": []}')
+    done = run_cli("report", str(tmp_path))
+    assert done.returncode == 3 and "does not match the results schema" in done.stderr and "$.run" in done.stderr

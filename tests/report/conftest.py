@@ -35,7 +35,10 @@ def reference_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def locust_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if importlib.util.find_spec("locust") is None:  # never import it here: it monkey-patches threading (gevent)
-        pytest.skip("the real Locust is not installed (pip install .[locust])")
+        message = "the real Locust is not installed (pip install .[locust])"
+        if os.environ.get("LC_REQUIRE_BROWSER") == "1":  # make test / CI: the browser test compares with it
+            pytest.fail(message)
+        pytest.skip(message)
     return _run(tmp_path_factory.mktemp("runs"), "locust", "locust")
 
 

@@ -26,16 +26,18 @@ def test_case_ids_are_test_names_and_verdicts_map(reference_run: Path, locust_ru
     garbage = _cases(locust_run)["malformed/01-garbage"]
     failure = garbage.find("failure")
     assert failure is not None and suite.get("failures") == "1"
-    assert failure.get("classname") is None and garbage.get("classname") == "locust-conformance.malformed"
+    assert failure.get("classname") is None and garbage.get("classname") == "locust-conformance[locust].malformed"
     text = failure.text or ""
     assert "expected: " in text and "observed: " in text and "msgpack" in text
-    assert "worker.log" in text, "the failure text says where the evidence is"
+    assert "cases/malformed__01-garbage/ in the report folder" in text, "the failure text says where the evidence is"
     error = _cases(broken_run)["handshake/01-first-message"].find("error")
     assert error is not None and "could not judge" in (error.get("message") or "")
 
 
 def test_text_a_worker_printed_cannot_break_the_xml(reference_run: Path, tmp_path: Path) -> None:
     doc = json.loads((reference_run / "results.json").read_text())
+    doc["summary"][doc["cases"][0]["verdict"]] -= 1
+    doc["summary"]["FAILED"] += 1
     doc["cases"][0]["verdict"] = "FAILED"
     doc["cases"][0]["findings"].append(
         {"oracle": "socket.output", "verdict": "FAILED", "expected": "no <crash> & no \x00", "observed": "\x1b[31mboom\x07 é ☃"}

@@ -50,3 +50,7 @@ def test_without_matplotlib_the_report_says_what_to_install(monkeypatch: pytest.
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(TimelineUnavailable, match=r"locust-conformance\[report\]"):
         render_timeline(TIMELINE)
+
+
+def test_a_label_with_dollar_signs_is_text_not_a_formula() -> None:
+    assert "go$\\frac$" in render_timeline(TIMELINE, "go$\\frac$")

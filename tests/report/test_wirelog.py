@@ -55,3 +55,31 @@ def test_a_huge_trace_stops_at_the_row_limit(tmp_path: Path, monkeypatch: Any) -
     records = [_send(i, i / 10, "noise" if i % 2 else "other") for i in range(50)]  # alternating: nothing folds
     log = read_wire_log(_write(tmp_path / "trace.jsonl", records))
     assert log.truncated and len(log.rows) == 20 and log.records == 50
+
+
+def test_notes_of_messages_are_shown_and_state_changes_are_never_folded(tmp_path: Path) -> None:
+    beats = [
+        {"seq": i, "t": i / 10, "kind": "recv", "type": "heartbeat", "data": {"state": s}, "node_id": "w", "identity": "w"}
+        for i, s in enumerate(["ready"] * 6 + ["running"] * 6 + ["stopped"])
+    ]
+    failed = {"seq": 13, "t": 2.0, "kind": "send-failed", "type": "spawn", "data": {}, "note": "no such peer (EHOSTUNREACH)"}
+    log = read_wire_log(_write(tmp_path / "trace.jsonl", [*beats, failed]))
+    states = [r.summary for r in log.rows if not r.folded and r.type == "heartbeat"]
+    assert sum('"running"' in s for s in states) == KEEP_OF_A_RUN and any('"stopped"' in s for s in states)
+    assert sum(r.folded for r in log.rows) == 2 * (6 - KEEP_OF_A_RUN)
+    assert "no such peer (EHOSTUNREACH)" in log.rows[-1].summary and "no such peer" in log.rows[-1].payload
+    assert log.rows[0].identity == "w"
+
+
+def test_records_of_the_wrong_shape_are_counted_not_fatal(tmp_path: Path) -> None:
+    odd = [
+        {"seq": "x", "t": None, "kind": "send", "type": "spawn", "size": "big"},
+        {"seq": 1, "t": 0.1, "kind": "recv", "frames_hex": 7, "violations": 5},
+        {"seq": 2, "t": float("nan"), "kind": "note", "note": None},
+    ]
+    log = read_wire_log(_write(tmp_path / "trace.jsonl", odd, "\n"))
+    assert log.records == 3 and len(log.rows) == 3 and log.unreadable_lines == 0
+    assert log.rows[0].seq == -1 and log.rows[0].t == 0.0 and log.rows[0].size == 0
+    assert log.rows[1].violations == ["5"]
+    missing = read_wire_log(tmp_path / "nowhere" / "trace.jsonl")
+    assert missing.missing and missing.rows == []
