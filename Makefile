@@ -1,29 +1,36 @@
 # Two commands do everything on a fresh machine:
-#   make report   the fake master drives the reference worker through the lifecycle scenario -> reports/latest/
-#   make test     the whole test suite, plus type checks and the import-layering contracts
+#   make report   the whole catalog against the reference worker -> reports/latest/ (results.json, junit.xml, index.html)
+#   make test     the whole test suite (with the report's browser test), plus type checks and the import-layering contracts
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: report test install clean
+.PHONY: report test install browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[locust,dev]"
+	$(BIN)/pip install --quiet -e ".[locust,dev,report]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# The HTML report's browser test drives Debian's chromium; installed here where it is absent (needs root or sudo).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the report's browser test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
 report: $(STAMP)
 	$(BIN)/locust-conformance run --worker reference
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
-	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest -p no:cacheprovider
+	LC_REQUIRE_BROWSER=1 HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .hypothesis

@@ -22,6 +22,8 @@ from harness.launcher import BUILTIN_WORKERS, render_command
 from harness.explore import EXPLORE_INTERVAL, Example, explore
 from harness.mutation import MUTANTS, MUTANTS_BY_DEFECT, Matrix, check_plan, grid, run_matrix, summary_table
 from harness.protocol.timing import LOCUST_TIMING
+from harness.report import compare_runs, load_run, write_run_report
+from harness.report.model import folder_name
 from harness.runner import DEFAULT_INTERVAL, CaseResult, RunConfig, run_catalog
 from harness.scenario import Verdict as ScenarioVerdict
 from harness.scenario import judge_script, new_report_dir, run_scenario
@@ -118,6 +120,23 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--reproduce", type=int, default=5, help="re-runs of the minimal schedule (default 5)")
     exp.add_argument("--no-target", action="store_true", help="do not steer towards the worst heartbeat gap")
 
+    compare = sub.add_parser(
+        "compare",
+        help="merge the reports of several runs (one per implementation) into one matrix with case pages",
+        epilog="exit codes: 0 report written; 3 a folder is not a report (missing or invalid results.json)",
+        formatter_class=fmt,
+    )
+    compare.add_argument("folders", nargs="+", type=Path, help="report folders of 'run' (each holds results.json)")
+    compare.add_argument("--out", type=Path, default=None, help="a new folder (default: reports/<UTC time>-compare/)")
+
+    report = sub.add_parser(
+        "report",
+        help="(re)write junit.xml and the HTML report of a run's folder from its results.json",
+        epilog="exit codes: 0 report written; 3 the folder is not a report",
+        formatter_class=fmt,
+    )
+    report.add_argument("folder", type=Path, help="a report folder of 'run' (holds results.json)")
+
     master = sub.add_parser(
         "master", help="run a script as a fake master against a worker started separately", epilog=EPILOG, formatter_class=fmt
     )
@@ -168,7 +187,7 @@ def _report_folder(args: argparse.Namespace, label: str) -> Path:
     if args.report is not None:
         args.report.mkdir(parents=True, exist_ok=True)
         return Path(args.report)
-    return new_report_dir(Path("reports"), label)
+    return new_report_dir(Path("reports"), folder_name(label))
 
 
 def _label(args: argparse.Namespace) -> str:
@@ -189,13 +208,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"running {len(cases)} cases against {label!r} (heartbeat interval {config.heartbeat_interval:g} s); report in {folder}",
         flush=True,
     )
-    run = run_catalog(cases, config, folder, progress=_progress)
+    try:
+        run = run_catalog(cases, config, folder, progress=_progress)
+    finally:  # interrupted too: the report of the cases that finished
+        reported = _write_report(folder)
     counts = {k: v for k, v in run.counts().items() if v}
     print(f"\n{len(run.results)} cases in {run.duration:.1f} s: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     print(f"results: {folder / 'results.json'}")
     if counts.get(Verdict.FAILED.value):
-        return EXIT_FAILED
-    return EXIT_UNKNOWN if counts.get(Verdict.UNKNOWN.value) else EXIT_OK
+        return EXIT_FAILED  # the worker's verdict stands, whatever happened to the report
+    return EXIT_UNKNOWN if counts.get(Verdict.UNKNOWN.value) or not reported else EXIT_OK
+
+
+def _write_report(folder: Path) -> bool:
+    """junit.xml and the HTML report of the run in ``folder``; a failure here is the harness's, said as such."""
+    if not (folder / "results.json").is_file():
+        return False
+    try:
+        files = write_run_report(folder)
+    except Exception as exc:
+        print(f"harness failure: could not write the report in {folder}: {exc!r} (results.json is intact)", file=sys.stderr)
+        return False
+    print(f"report:  {files.index}  (junit: {files.junit})")
+    return True
 
 
 def _progress(i: int, total: int, result: CaseResult) -> None:
@@ -322,6 +357,21 @@ def cmd_explore(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    for folder in args.folders:
+        load_run(folder)  # every input is checked before an output folder is made
+    out = args.out if args.out is not None else new_report_dir(Path("reports"), "compare")
+    files = compare_runs(list(args.folders), out)
+    print(f"compared {len(args.folders)} runs: {files.index}  (junit: {files.junit}, matrix: {out / 'compare.json'})")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    files = write_run_report(args.folder)
+    print(f"report: {files.index}  (junit: {files.junit})")
+    return EXIT_OK
+
+
 def cmd_master(args: argparse.Namespace) -> int:
     script = load_script(args.script)
     interval = args.heartbeat_interval or script.heartbeat_interval
@@ -346,7 +396,15 @@ def cmd_master(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"list": cmd_list, "run": cmd_run, "mutants": cmd_mutants, "explore": cmd_explore, "master": cmd_master}
+    commands = {
+        "list": cmd_list,
+        "run": cmd_run,
+        "mutants": cmd_mutants,
+        "explore": cmd_explore,
+        "master": cmd_master,
+        "compare": cmd_compare,
+        "report": cmd_report,
+    }
     try:
         return commands[args.command](args)
     except ScenarioError as exc:

@@ -15,6 +15,7 @@ the evidence as its text; UNKNOWN (the harness could not judge) fails too, never
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from harness.catalog import Case, CaseContext
     from harness.launcher import WorkerProcess
     from harness.protocol.timing import Timing
-    from harness.runner import CaseResult
+    from harness.runner import CaseResult, RunConfig
 
 DEFAULT_WORKER = "reference"
 DEFAULT_INTERVAL = 0.2  # harness.runner.DEFAULT_INTERVAL, repeated to keep this module light (a test checks they agree)
@@ -64,6 +65,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("lc_user_class", "as --lc-user-class", default=None)
     parser.addini("lc_strict", "as --lc-strict", type="bool", default=False)
     parser.addini("lc_report", "as --lc-report", default=None)
+
+
+_STARTED = pytest.StashKey[datetime.datetime]()
+_RESULTS = pytest.StashKey[list[tuple["RunConfig", "CaseResult"]]]()
 
 
 def _option(config: pytest.Config, name: str) -> Any:
@@ -153,7 +158,8 @@ class CatalogItem(pytest.Item):
         interval = float(_option(config, "heartbeat_interval") or DEFAULT_INTERVAL)
         label = worker if worker in ("reference", "locust") else "custom"
         run = RunConfig(worker, label, interval, str(_option(config, "user_class") or DEFAULT_USER_CLASS))
-        result = run_case(self.case, run, _report_folder(config, self.case.id))
+        result = run_case(self.case, run, _report_folder(config, self.case.id), _run_folder(config))
+        config.stash.setdefault(_RESULTS, []).append((run, result))
         self.user_properties.append(("verdict", result.verdict.value))
         self.user_properties.append(("artifacts", result.artifacts))
         outcome(result, strict=bool(_option(config, "strict")))
@@ -167,12 +173,44 @@ class CatalogItem(pytest.Item):
         return Path(self.case.body.__code__.co_filename), self.case.body.__code__.co_firstlineno, f"catalog case {self.case.id}"
 
 
-def _report_folder(config: pytest.Config, case_id: str) -> Path:
-    """Per case, and per xdist worker so parallel runs never share a folder."""
+def _run_folder(config: pytest.Config) -> Path:
+    """One report folder per xdist worker, so parallel runs never share one."""
     base = _option(config, "report")
     worker_id = os.environ.get("PYTEST_XDIST_WORKER", "main")
     root = Path(base) if base else config._tmp_path_factory.getbasetemp() / "locust-conformance"  # type: ignore[attr-defined]
-    return root / worker_id / case_id.replace("/", "__")
+    return root / worker_id
+
+
+def _report_folder(config: pytest.Config, case_id: str) -> Path:
+    return _run_folder(config) / "cases" / case_id.replace("/", "__")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """With --lc-report, the catalog items' folder gets results.json, junit.xml and the HTML report, as `run` writes."""
+    runs = session.config.stash.get(_RESULTS, [])
+    if not runs or _option(session.config, "report") is None:
+        return
+    import json
+
+    from harness.report import write_run_report
+    from harness.runner import RunResult
+
+    folder = _run_folder(session.config)
+    started = session.config.stash[_STARTED]
+    elapsed = (datetime.datetime.now(datetime.UTC) - started).total_seconds()
+    run = RunResult(runs[0][0], [result for _, result in runs], started.isoformat(timespec="seconds"), elapsed)
+    (folder / "results.json").write_text(json.dumps(run.to_json(), indent=2) + "\n", "utf-8")
+    try:
+        write_run_report(folder)
+    except Exception as exc:  # a failure of ours: say so, and never let the session pass
+        session.config.get_terminal_writer().line(
+            f"locust-conformance: could not write the report in {folder}: {exc!r}", red=True
+        )
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_STARTED] = datetime.datetime.now(datetime.UTC)
 
 
 def evidence(result: CaseResult) -> str:

@@ -8,6 +8,7 @@ a JVM) before it is killed.
 from __future__ import annotations
 
 import datetime
+import importlib.metadata
 import json
 import platform
 import shutil
@@ -25,12 +26,13 @@ from harness import __version__
 from harness.catalog import Case, CaseContext
 from harness.errors import ConformanceError, ExpectationFailed, HarnessFault, ProtocolViolation
 from harness.launcher import WorkerProcess, describe_exit, render_command
-from harness.oracles import Evidence, excused_windows, heartbeat_gaps, judge_run
+from harness.oracles import HARNESS_JITTER, NON_STRICT_GAP, Evidence, excused_windows, heartbeat_gaps, judge_run
+from harness.protocol.messages import MessageType
 from harness.protocol.timing import LOCUST_TIMING
-from harness.trace import format_record
+from harness.trace import Kind, TraceRecord, fault_windows, format_record, parse_window_note
 from harness.verdicts import Finding, Verdict, worst
 
-RESULTS_SCHEMA_VERSION = 1
+RESULTS_SCHEMA_VERSION = 2  # documented in docs/results-schema.md; harness/report/results.schema.json
 DEFAULT_INTERVAL = 0.2
 STACK_DUMP_TIMEOUT = 15.0
 
@@ -53,10 +55,14 @@ class CaseResult:
     worker_exit: int | None = None
     artifacts: str = ""
     max_heartbeat_gap: float | None = None  # seconds; None when no heartbeat was due (never acked)
+    timeline: dict[str, Any] = field(default_factory=dict)  # heartbeats, gaps and windows, for the report's picture
+    seeds: list[dict[str, Any]] = field(default_factory=list)  # the seeds of the fault plans and storms the case used
+    dir: str = ""  # the case's folder, relative to the run's report folder
 
     def to_json(self) -> dict[str, Any]:
         return {
             **self.case.to_json(),
+            "dir": self.dir,
             "verdict": self.verdict.value,
             "findings": [f.to_json() for f in self.findings],
             "duration_s": round(self.duration, 3),
@@ -65,6 +71,8 @@ class CaseResult:
             "worker_exit_text": describe_exit(self.worker_exit),
             "max_heartbeat_gap_s": None if self.max_heartbeat_gap is None else round(self.max_heartbeat_gap, 4),
             "artifacts": self.artifacts,
+            "seeds": self.seeds,
+            "timeline": self.timeline,
         }
 
     def summary(self) -> str:
@@ -94,8 +102,11 @@ def dump_stacks(process: WorkerProcess, out: Path) -> str:
     return f"py-spy stack dump in {out.name}" if done.returncode == 0 else f"py-spy failed: {done.stderr.strip()[:200]}"
 
 
-def run_case(case: Case, config: RunConfig, folder: Path) -> CaseResult:
-    """Run one case against a fresh worker process; always returns a verdict."""
+def run_case(case: Case, config: RunConfig, folder: Path, report: Path | None = None) -> CaseResult:
+    """Run one case against a fresh worker process; always returns a verdict.
+
+    ``report``: the run's report folder, when ``folder`` is one of its case folders (sets ``CaseResult.dir``).
+    """
     started = time.monotonic()
     interval = case.heartbeat_interval or config.heartbeat_interval
     timing = LOCUST_TIMING.compressed(interval)
@@ -152,6 +163,7 @@ def run_case(case: Case, config: RunConfig, folder: Path) -> CaseResult:
     findings += judge_run(evidence, case.oracles)
     findings = _dedupe(findings)
     gaps = heartbeat_gaps(evidence)
+    records = master.trace.records()
     result = CaseResult(
         case,
         worst(f.verdict for f in findings),
@@ -161,9 +173,55 @@ def run_case(case: Case, config: RunConfig, folder: Path) -> CaseResult:
         code,
         str(folder),
         max((g for _, g in gaps), default=None),
+        timeline(evidence, gaps),
+        seeds_used(records, master.trace.t0),
+        folder.relative_to(report).as_posix() if report is not None else "",
     )
     _write_case(master, result, folder)
     return result
+
+
+def timeline(ev: Evidence, gaps: list[tuple[float, float]]) -> dict[str, Any]:
+    """What the report's heartbeat picture shows: times in seconds since the master started."""
+    t0 = ev.t0
+
+    def rel(t: float) -> float:
+        return round(t - t0, 4)
+
+    acks = ev.sent(MessageType.ACK)
+    quits = ev.received(MessageType.QUIT)
+    return {
+        "interval": ev.timing.heartbeat_interval,
+        "tolerance": round(NON_STRICT_GAP * ev.timing.heartbeat_interval + HARNESS_JITTER, 6),
+        "missing_after_min": round(ev.timing.missing_after_min, 6),
+        "missing_after_max": round(ev.timing.missing_after_max, 6),
+        "acked_at": rel(acks[0].t) if acks else None,
+        "quit_at": rel(quits[0].t) if quits else None,
+        "end": rel(ev.end),
+        "heartbeats": [rel(r.t) for r in ev.received(MessageType.HEARTBEAT)],
+        "gaps": [[rel(start), round(length, 4)] for start, length in gaps],
+        "fault_windows": [[rel(a), rel(b), label] for a, b, label in fault_windows(ev.records)],
+        "excused": [[rel(a), rel(b), label] for a, b, label in ev.exempt],
+        "liveness": [[rel(r.t), r.note] for r in ev.records if r.kind is Kind.LIVENESS],
+    }
+
+
+def seeds_used(records: list[TraceRecord], t0: float) -> list[dict[str, Any]]:
+    """The seeds of the fault plans and storms a case installed, read off their window-opening FAULT records."""
+    out: list[dict[str, Any]] = []
+    for record in records:
+        parsed = parse_window_note(record.note) if record.kind is Kind.FAULT else None
+        if parsed is None or parsed[1] != "start" or ": " not in record.note:
+            continue
+        detail = record.note.split(": ", 1)[1]
+        brace = detail.find("{")
+        try:
+            spec = json.loads(detail[brace:]) if brace >= 0 else None
+        except ValueError:
+            spec = None
+        if isinstance(spec, dict) and isinstance(spec.get("seed"), int):
+            out.append({"source": parsed[0], "seed": spec["seed"], "at": round(record.t - t0, 4)})
+    return out
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:
@@ -204,12 +262,21 @@ class RunResult:
                 "started_at": self.started_at,
                 "duration_s": round(self.duration, 3),
                 "harness_version": __version__,
+                "locust_version": _installed_version("locust"),
                 "python": platform.python_version(),
                 "platform": platform.platform(),
+                "hostname": platform.node(),
             },
             "summary": self.counts(),
             "cases": [r.to_json() for r in self.results],
         }
+
+
+def _installed_version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def run_catalog(
@@ -219,7 +286,7 @@ def run_catalog(
     run = RunResult(config, started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
     started = time.monotonic()
     for i, case in enumerate(cases, start=1):
-        result = run_case(case, config, report / "cases" / case.id.replace("/", "__"))
+        result = run_case(case, config, report / "cases" / case.id.replace("/", "__"), report)
         run.results.append(result)
         if progress is not None:
             progress(i, len(cases), result)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -9,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+
 from harness.catalog import by_id
 from harness.mutation import command_for
+from harness.report import schema_errors
 from harness.pytest_plugin import DEFAULT_INTERVAL, LocustConformanceWarning, VerdictFailure, outcome
 from harness.runner import DEFAULT_INTERVAL as RUNNER_INTERVAL
 from harness.runner import CaseResult
@@ -106,8 +110,15 @@ def test_xdist_runs_write_a_report_folder_per_worker(pytester: pytest.Pytester, 
         pytester, "-n", "2", "--lc-worker", "reference", "--lc-cases", "handshake/01*,handshake/03*", "--lc-report", str(report)
     )
     result.assert_outcomes(passed=2)
-    folders = {p.parent.parent.name for p in report.glob("*/*/trace.jsonl")}
+    folders = {p.parent.parent.parent.name for p in report.glob("*/cases/*/trace.jsonl")}
     assert folders <= {"gw0", "gw1"} and folders, sorted(report.rglob("*"))
+    ids = []
+    for folder in folders:  # each worker's folder is a report, as `locust-conformance run` writes
+        results = json.loads((report / folder / "results.json").read_text())
+        assert schema_errors(results) == []
+        assert (report / folder / "index.html").is_file() and (report / folder / "junit.xml").is_file()
+        ids += [c["id"] for c in results["cases"]]
+    assert sorted(ids) == ["handshake/01-first-message", "handshake/03-ack-without-index"]
 
 
 # -- fixtures ----------------------------------------------------------------------------------------

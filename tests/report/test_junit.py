@@ -1,0 +1,50 @@
+"""junit.xml: case ids as test names, the verdicts mapped as the pytest plugin maps them, the evidence in the text."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from harness.report import load_run
+from harness.report.junit import write_junit, xml_safe
+
+
+def _cases(folder: Path) -> dict[str, ET.Element]:
+    root = ET.parse(folder / "junit.xml").getroot()
+    assert root.tag == "testsuites"
+    return {c.get("name", ""): c for c in root.iter("testcase")}
+
+
+def test_case_ids_are_test_names_and_verdicts_map(reference_run: Path, locust_run: Path, broken_run: Path) -> None:
+    ids = [c["id"] for c in json.loads((reference_run / "results.json").read_text())["cases"]]
+    ref = _cases(reference_run)
+    assert list(ref) == ids
+    assert all(len(c) == 1 and c[0].tag == "system-out" for c in ref.values()), "OK cases pass"
+    suite = ET.parse(locust_run / "junit.xml").getroot()[0]
+    assert suite.get("name") == "locust-conformance[locust]" and suite.get("tests") == str(len(ids))
+    garbage = _cases(locust_run)["malformed/01-garbage"]
+    failure = garbage.find("failure")
+    assert failure is not None and suite.get("failures") == "1"
+    assert failure.get("classname") is None and garbage.get("classname") == "locust-conformance[locust].malformed"
+    text = failure.text or ""
+    assert "expected: " in text and "observed: " in text and "msgpack" in text
+    assert "cases/malformed__01-garbage/ in the report folder" in text, "the failure text says where the evidence is"
+    error = _cases(broken_run)["handshake/01-first-message"].find("error")
+    assert error is not None and "could not judge" in (error.get("message") or "")
+
+
+def test_text_a_worker_printed_cannot_break_the_xml(reference_run: Path, tmp_path: Path) -> None:
+    doc = json.loads((reference_run / "results.json").read_text())
+    doc["summary"][doc["cases"][0]["verdict"]] -= 1
+    doc["summary"]["FAILED"] += 1
+    doc["cases"][0]["verdict"] = "FAILED"
+    doc["cases"][0]["findings"].append(
+        {"oracle": "socket.output", "verdict": "FAILED", "expected": "no <crash> & no \x00", "observed": "\x1b[31mboom\x07 é ☃"}
+    )
+    (tmp_path / "results.json").write_text(json.dumps(doc))
+    write_junit([load_run(tmp_path)], tmp_path / "junit.xml")
+    failure = next(iter(_cases(tmp_path).values())).find("failure")
+    assert failure is not None
+    assert "\\x1b[31mboom\\x07 é ☃" in (failure.text or "") and "no <crash> & no \\x00" in (failure.text or "")
+    assert xml_safe("a\tb\nc") == "a\tb\nc"
