@@ -210,6 +210,7 @@ class SocketOwner:
     def _loop(self) -> None:
         polled = (self.socket, self.reading, self._watch_version)
         poller = self._poller()
+        backlog = False  # calls left queued by the last turn (bounded per turn)
         while not self._stopping:
             if (self.socket, self.reading, self._watch_version) != polled:  # socket replaced, reading paused, watch changed
                 polled = (self.socket, self.reading, self._watch_version)
@@ -219,13 +220,18 @@ class SocketOwner:
             paused = not self.reading and self.socket is not None
             if paused:
                 timeout_ms = PAUSED_COMMANDS_MS if timeout_ms is None else min(timeout_ms, PAUSED_COMMANDS_MS)
+            if backlog:
+                timeout_ms = 0
             ready = dict(poller.poll(timeout_ms))
             if paused and self.socket is not None:
                 self.socket.getsockopt(zmq.EVENTS)  # runs libzmq's pending commands; reads no message
-            if self._wake_r in ready:
-                os.read(self._wake_r, 4096)
-                while not self._calls.empty():
+            if self._wake_r in ready or backlog:
+                if self._wake_r in ready:
+                    os.read(self._wake_r, 4096)
+                # Only the calls queued now: senders that keep the queue full must not starve reading and timers.
+                for _ in range(self._calls.qsize()):
                     self._calls.get_nowait()()
+                backlog = not self._calls.empty()  # their wake-ups may be consumed already: poll without waiting
             if self.socket is not None and self.socket in ready and self.reading:
                 self._on_readable(self.socket)
             for sock, handler in list(self._watched.items()):

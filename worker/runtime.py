@@ -5,12 +5,29 @@ deadline as timeout, feeds the sans-IO ``WorkerSession``, and carries out its
 effects. User threads and the user controller never touch the socket: they
 ``post`` closures to it. A heartbeat therefore never waits behind a user, a
 stats report or a blocking receive.
+
+More things keep heartbeats on time under load (``bench/heartbeat_under_load.py``):
+
+* a flood from the master is read in bounded turns: ``_on_readable`` hands the
+  loop back as soon as a deadline is due, so a due heartbeat waits for at most
+  ``DEADLINE_CHECK_EVERY`` messages, not for a whole receive batch;
+* the heartbeat carries the CPU and memory figures measured after the previous
+  one (as Locust's, which come from a monitor): the ``/proc`` reads behind
+  them release and retake the GIL several times, and each retake can wait
+  behind every CPU-bound user thread, so they happen after the send;
+* the GIL switch interval is ``GIL_SWITCH_INTERVAL`` instead of CPython's 5 ms:
+  with N user threads burning CPU, the socket thread waits about N switch
+  intervals to get the GIL back after each wake-up;
+* (in the session) Locust's rule that more than 70 new log lines in one
+  interval stop the ``logs`` messages: a flood's warnings are not resent,
+  ever longer, every log interval.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -21,6 +38,7 @@ import zmq
 from harness.errors import MalformedFrame
 from harness.owner import RECV_BATCH, SocketOwner
 from harness.protocol.codec import decode, encode
+from harness.protocol.messages import MessageType
 from worker.session import (
     EXIT_MASTER_LOST,
     ApplyUsers,
@@ -42,6 +60,11 @@ FLUSH_ON_EXIT_MS = 500  # how long the final quit may take to leave the socket a
 # Longer than the master needs to notice a closed connection on loopback (well under a millisecond), and within
 # libzmq's own reconnect interval (100 ms): heartbeats due meanwhile leave at most this late.
 RECONNECT_DELAY = 0.05
+# Every this many messages of a receive batch, the socket thread checks whether a deadline (a heartbeat) is due.
+DEADLINE_CHECK_EVERY = 16
+# CPython hands the GIL to a waiting thread every 5 ms by default; a thread woken up (the socket thread, when a
+# heartbeat is due) then competes with every CPU-bound user thread for it, one switch interval per hand-over.
+GIL_SWITCH_INTERVAL = 0.0005
 
 
 def default_node_id() -> str:
@@ -57,7 +80,7 @@ class WorkerRuntime:
         self.config = config
         self.stats = RequestStats(time.time())
         self._process = psutil.Process()
-        self._process.cpu_percent(None)
+        self._usage = self._measure()  # (cpu %, rss) for the next heartbeat; measured again after each one
         self.session = WorkerSession(
             config, report=lambda reset: self.stats.take_report(time.time(), reset=reset), resources=self._resources
         )
@@ -76,8 +99,11 @@ class WorkerRuntime:
         self._connect_at: float | None = None  # a new socket waits this long before it connects (see RECONNECT_DELAY)
         self._held: list[Send] = []  # sent while the new socket waits to connect; they leave on connect
 
-    def _resources(self) -> tuple[float, int]:
+    def _measure(self) -> tuple[float, int]:
         return float(self._process.cpu_percent(None)), int(self._process.memory_info().rss)
+
+    def _resources(self) -> tuple[float, int]:
+        return self._usage
 
     def _socket(self, context: zmq.Context[zmq.Socket[bytes]]) -> zmq.Socket[bytes]:
         sock = context.socket(zmq.DEALER)
@@ -110,7 +136,9 @@ class WorkerRuntime:
     # -- owner thread ------------------------------------------------------------------------------
 
     def _on_readable(self, sock: zmq.Socket[bytes]) -> None:
-        for _ in range(RECV_BATCH):
+        for n in range(1, RECV_BATCH + 1):
+            if n % DEADLINE_CHECK_EVERY == 0 and self._deadline_due():
+                return  # the loop serves the deadline first, then polls (and reads) again
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -128,6 +156,10 @@ class WorkerRuntime:
             if self.exit_code is not None or self.owner.socket is not sock:
                 return  # exiting, or a reconnect replaced (and closed) this socket
 
+    def _deadline_due(self) -> bool:
+        deadline = self._next_deadline()
+        return deadline is not None and time.monotonic() >= deadline
+
     def _on_deadline(self) -> None:
         now = time.monotonic()
         if self._connect_at is not None and now >= self._connect_at and self.owner.socket is not None:
@@ -136,7 +168,10 @@ class WorkerRuntime:
             held, self._held = self._held, []
             for effect in held:
                 self._send(effect)
-        self._apply(self.session.tick(now))
+        effects = self.session.tick(now)
+        self._apply(effects)
+        if any(isinstance(e, Send) and e.message.type == MessageType.HEARTBEAT for e in effects):
+            self._usage = self._measure()  # after the heartbeat has gone: these reads may wait for the GIL
 
     def _apply(self, effects: list[Effect]) -> None:
         for effect in effects:
@@ -185,6 +220,7 @@ class WorkerRuntime:
 
     def run(self) -> int:
         """Connect, run until the session exits, and return the exit code."""
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
         self.owner.start()
         self.owner.post(lambda: self._apply(self.session.start(time.monotonic())))
         while not self.owner.join(0.2):  # short joins keep the main thread responsive to signals

@@ -65,6 +65,14 @@ EXIT_OK = 0
 EXIT_MASTER_LOST = 1
 EXIT_CONNECT_FAILED = 255  # as Locust: sys.exit(-1)
 
+# As Locust's ``logs_reporter``: more new log lines than this in one log interval (a flood of unknown messages, say)
+# and the worker sends the list once more, with a warning, then never again (spec 3.8).
+MAX_NEW_LOG_LINES = 70
+LOGS_DISABLED = (
+    f"The worker attempted to send more than {MAX_NEW_LOG_LINES} log lines in one interval. "
+    "Further log sending was disabled for this worker."
+)
+
 # Messages that are handled even while a stop is being waited out (Locust's loop would sleep).
 _ALWAYS_HANDLED = {MessageType.QUIT, MessageType.RECONNECT, MessageType.HEARTBEAT}
 
@@ -107,6 +115,7 @@ class WorkerSession:
     _deadlines: dict[str, float] = field(default_factory=dict)
     _deferred: deque[Message] = field(default_factory=deque)
     _logs_sent: int = 0
+    _logs_off: bool = False  # log sending disabled for good (MAX_NEW_LOG_LINES)
     _deaf: bool = False  # only with the deaf-after-garbage defect
 
     # -- helpers -------------------------------------------------------------------------------
@@ -122,7 +131,8 @@ class WorkerSession:
         self.reported_state = wire_state(new, self.reported_state)
 
     def _log(self, level: str, text: str) -> Log:
-        self.log_lines.append(f"{level}: {text}")
+        if not self._logs_off:  # (once log sending is off, nobody reads them: the list stops growing)
+            self.log_lines.append(f"{level}: {text}")
         return Log(level, text)
 
     def _defective(self, name: str) -> bool:
@@ -182,7 +192,10 @@ class WorkerSession:
             self._deadlines["stats"] = _next_slot(self._deadlines["stats"], timing.report_interval, now)
         if "logs" in due:
             effects += self._logs()
-            self._deadlines["logs"] = _next_slot(self._deadlines["logs"], timing.log_report_interval, now)
+            if self._logs_off:
+                del self._deadlines["logs"]
+            else:
+                self._deadlines["logs"] = _next_slot(self._deadlines["logs"], timing.log_report_interval, now)
         if "ready_after_stop" in due:
             del self._deadlines["ready_after_stop"]
             effects.append(self._msg(MessageType.CLIENT_READY, self.config.version))
@@ -220,8 +233,12 @@ class WorkerSession:
     def _logs(self) -> list[Effect]:
         if not self.config.send_logs or len(self.log_lines) <= self._logs_sent:
             return []
+        effects: list[Effect] = []
+        if len(self.log_lines) - self._logs_sent > MAX_NEW_LOG_LINES:
+            effects.append(self._log("warning", LOGS_DISABLED))  # in the last list sent, as Locust's
+            self._logs_off = True
         self._logs_sent = len(self.log_lines)
-        return [self._msg(MessageType.LOGS, {"worker_id": self.config.node_id, "logs": list(self.log_lines)})]
+        return [*effects, self._msg(MessageType.LOGS, {"worker_id": self.config.node_id, "logs": list(self.log_lines)})]
 
     def _master_lost(self, now: float) -> list[Effect]:
         silent = now - (self.last_master_heartbeat or now)
