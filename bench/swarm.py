@@ -209,16 +209,20 @@ class Swarm:
             frame = sock.recv(NOBLOCK)
             self.handle(i, frame)
 
+    def _reply(self, i: int, now: float) -> None:
+        """A heartbeat reply for socket ``i``: its latency against the oldest unanswered heartbeat (FIFO)."""
+        queue = self.pending[i]
+        if queue:
+            sent = queue.popleft()
+            self.lat.append(round(sent, 6))
+            self.lat.append(round(now - sent, 7))
+        else:
+            self.unmatched += 1
+
     def handle(self, i: int, frame: bytes) -> None:
         now = time.monotonic()
         if frame == self.replies[i]:  # a heartbeat reply, the common case, without decoding it
-            queue = self.pending[i]
-            if queue:
-                sent = queue.popleft()
-                self.lat.append(round(sent, 6))
-                self.lat.append(round(now - sent, 7))
-            else:
-                self.unmatched += 1
+            self._reply(i, now)
             return
         try:
             message_type, data, _ = msgpack.unpackb(frame, raw=False, strict_map_key=False)
@@ -226,13 +230,7 @@ class Swarm:
             self.other["<undecodable>"] += 1
             return
         if message_type == "heartbeat":
-            queue = self.pending[i]
-            if queue:
-                sent = queue.popleft()
-                self.lat.append(round(sent, 6))
-                self.lat.append(round(now - sent, 7))
-            else:
-                self.unmatched += 1
+            self._reply(i, now)
         elif message_type == "ack":
             if self.acked_at[i] is None:
                 self.acked_at[i] = now
