@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: report test install browser clean
+.PHONY: report test install browser jvm-peer clean go-peer
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,14 +23,28 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# The stack-dump tests build a tiny Go peer (tests/go_peer) with Debian's Go; installed here where it is absent (needs root or sudo).
+go-peer:
+	@command -v go >/dev/null 2>&1 || { \
+	  echo "installing Debian's golang-go for the Go test peer"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq golang-go >/dev/null; }
+
+# The JVM worker test peer (tests/jvm_worker) compiles against Debian's JeroMQ and msgpack-java jars; installed here where absent.
+jvm-peer:
+	@[ -f /usr/share/java/jeromq.jar ] && [ -f /usr/share/java/msgpack-core.jar ] || { \
+	  echo "installing Debian's libjeromq-java and libmsgpack-java for the JVM worker test peer"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libjeromq-java libmsgpack-java >/dev/null; }
+
 report: $(STAMP)
 	$(BIN)/locust-conformance run --worker reference
 
-test: $(STAMP) browser
+test: $(STAMP) browser go-peer jvm-peer
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
-	LC_REQUIRE_BROWSER=1 HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest -p no:cacheprovider
+	LC_REQUIRE_BROWSER=1 LC_REQUIRE_PEERS=1 HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .hypothesis

@@ -12,7 +12,7 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["tests.peers", "pytester"]  # raw-DEALER peer fixtures (context, make_peer); pytester for the plugin tests
+pytest_plugins = ["tests.peers", "tests.foreign_peers", "pytester"]  # raw-DEALER peer fixtures (context, make_peer); pytester for the plugin tests
 
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True, suppress_health_check=[HealthCheck.too_slow])

@@ -44,6 +44,10 @@ from harness.protocol.messages import Message
 from harness.protocol.schema import Severity
 from harness.protocol.timing import LOCUST_TIMING, Timing
 from harness.trace import Kind, Trace, TraceRecord, window_note
+from harness.zmq_errors import errno_name
+
+# ZMTP protocol errors a failed handshake reports (EVENT_HANDSHAKE_FAILED_PROTOCOL's value), by number.
+PROTOCOL_ERRORS = {int(getattr(zmq, n)): n.removeprefix("PROTOCOL_ERROR_") for n in dir(zmq) if n.startswith("PROTOCOL_ERROR_")}
 
 Predicate = Callable[[TraceRecord], bool]
 # One outbound message as the owner thread keeps it: identity, payload frames, the message if any, a trace tag.
@@ -59,6 +63,7 @@ REBIND_ATTEMPTS = 100  # then the master stays down and says so (a harness fault
 MONITOR_EVENTS = (
     zmq.EVENT_ACCEPTED
     | zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_HANDSHAKE_SUCCEEDED
     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
     | zmq.EVENT_HANDSHAKE_FAILED_AUTH
@@ -79,6 +84,17 @@ def _check_seconds(what: str, seconds: Any, optional: bool = False) -> None:
         return
     if not (isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(seconds) and seconds >= 0):
         raise ScenarioError(f"{what}: expected a non-negative number of seconds{' or None' if optional else ''}, got {seconds!r}")
+
+
+def _handshake_failure(event: int, value: int) -> str:
+    """What a failed-handshake event says: its kind and its value named (an errno, a ZMTP protocol error, a ZAP status)."""
+    if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        return f"no detail, errno {value} {errno_name(value) or 'unknown'}"
+    if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        return f"ZMTP protocol error {PROTOCOL_ERRORS.get(value, hex(value))}"
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return f"authentication failed, ZAP status {value}"
+    return f"event {event}, value {value}"
 
 
 def _peer_name(fd: int) -> str:
@@ -272,18 +288,18 @@ class FakeMaster:
             if len(frames) != 2 or len(frames[0]) != 6:
                 self.note(f"socket monitor: unreadable event {[f.hex() for f in frames]}")
                 continue
-            event, fd = struct.unpack("=hi", frames[0])
+            event, value = struct.unpack("=hi", frames[0])
             endpoint = frames[1].decode("utf-8", "replace")
             if event == zmq.EVENT_ACCEPTED:
-                self._peers[fd] = _peer_name(fd)
-                self.note(f"connection accepted fd={fd} peer={self._peers[fd]} endpoint={endpoint}")
+                self._peers[value] = _peer_name(value)
+                self.note(f"connection accepted fd={value} peer={self._peers[value]} endpoint={endpoint}")
             elif event == zmq.EVENT_DISCONNECTED:
-                self.note(f"connection disconnected fd={fd} peer={self._peers.pop(fd, 'unknown')} endpoint={endpoint}")
+                self.note(f"connection disconnected fd={value} peer={self._peers.pop(value, 'unknown')} endpoint={endpoint}")
+            elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:  # its value is no fd: with one peer it is that peer's
+                peers = ",".join(sorted(set(self._peers.values()))) or "unknown"
+                self.note(f"connection handshake succeeded (ZMTP) peers={peers} endpoint={endpoint}")
             else:
-                name = zmq.Event(event).name or str(event)
-                self.note(
-                    f"connection handshake failed ({name}) fd={fd} peer={self._peers.get(fd, 'unknown')} endpoint={endpoint}"
-                )
+                self.note(f"connection handshake failed ({_handshake_failure(event, value)}) endpoint={endpoint}")
 
     def _name(self, identity: bytes) -> str:
         """An identity as the trace shows it (cached: a worker's frames all carry the same one)."""
@@ -765,6 +781,10 @@ class FakeMaster:
 
     def note(self, text: str) -> None:
         self.trace.append(self.clock.now(), Kind.NOTE, note=text)
+
+    def output_line(self, t: float, text: str) -> None:
+        """Record a line the worker printed, read at ``t`` (trace clock); any thread (the output drain's)."""
+        self.trace.add(t, Kind.OUTPUT, note=text)
 
     # -- scripting: waiting and expecting ----------------------------------------------------
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fakemaster.master import FakeMaster
 from fakemaster.script import load_script, run_script
-from harness.catalog import CATEGORIES, Case, select
+from harness.catalog import CATEGORIES, Case, all_cases, select
 from harness.errors import ScenarioError
 from harness.launcher import BUILTIN_WORKERS, render_command
 from harness.explore import EXPLORE_INTERVAL, Example, explore
@@ -24,11 +24,14 @@ from harness.mutation import MUTANTS, MUTANTS_BY_DEFECT, Matrix, check_plan, gri
 from harness.protocol.timing import LOCUST_TIMING
 from harness.report import compare_runs, load_run, write_run_report
 from harness.report.model import folder_name
-from harness.runner import DEFAULT_INTERVAL, CaseResult, RunConfig, run_catalog
+from harness.pace import Pace, parse_interval, resolve
+from harness.runner import DEFAULT_INTERVAL, CaseResult, RunConfig, plan, run_catalog, write_not_run
 from harness.scenario import Verdict as ScenarioVerdict
 from harness.scenario import judge_script, new_report_dir, run_scenario
+from harness.startup import StartupFailed, StartupFailure
 from harness.trace import format_record
 from harness.verdicts import Verdict
+from harness.worker_timing import KEYS, load_worker_profile, parse_worker_timing
 
 EXIT_OK, EXIT_FAILED, EXIT_UNKNOWN, EXIT_USAGE = 0, 1, 2, 3
 SCENARIO_EXIT = {
@@ -71,19 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--worker",
-        default="reference",
-        help=f"'{' or '.join(BUILTIN_WORKERS)}', or a shell command template with {{host}} {{port}} "
+        default=None,
+        help=f"'{' or '.join(BUILTIN_WORKERS)}' (the default), or a shell command template with {{host}} {{port}} "
         "and optionally {heartbeat_interval}; started afresh for every case",
     )
     run.add_argument("--name", default=None, help="label of this implementation in the report (default: from --worker)")
     run.add_argument("--cases", default=None, help="comma-separated globs over case ids or categories, e.g. 'spawn,storms/01*'")
     run.add_argument("--report", type=Path, default=None, help="report folder (default: reports/<UTC time>-<label>/)")
+    _timing_options(run, DEFAULT_INTERVAL)
     run.add_argument(
-        "--heartbeat-interval",
+        "--max-case-seconds",
         type=float,
         default=None,
-        help=f"time compression: the heartbeat interval in seconds (default {DEFAULT_INTERVAL}); "
-        "every other Locust interval scales with it",
+        help="leave out cases that would take longer at the worker's timing (e.g. the master-silence cases, 60-90 s at "
+        "Locust's pace); they are reported as not run, never as passed",
     )
     run.add_argument("--user-class", default="ConformanceUser", help="the user class name spawns ask for")
     run.add_argument("--script", type=Path, default=None, help="run this script (JSON or TOML) instead of the catalog")
@@ -111,11 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
         "2 a schedule could not be judged (UNKNOWN) and none failed; 3 usage error",
         formatter_class=fmt,
     )
-    exp.add_argument("--worker", default="reference", help="as for 'run': reference, locust or a command template")
+    exp.add_argument("--worker", default=None, help="as for 'run': reference (the default), locust or a command template")
     exp.add_argument("--examples", type=int, default=100, help="schedules to draw (default 100)")
     exp.add_argument("--seed", type=int, default=None, help="the same seed draws the same schedules (default: random, printed)")
     exp.add_argument("--report", type=Path, default=None, help="report folder (default: reports/<UTC time>-explore/)")
-    exp.add_argument("--heartbeat-interval", type=float, default=EXPLORE_INTERVAL, help=f"default {EXPLORE_INTERVAL:g} s")
+    _timing_options(exp, EXPLORE_INTERVAL)
     exp.add_argument("--shrink-time", type=float, default=120.0, help="seconds the shrinker may use (default 120)")
     exp.add_argument("--reproduce", type=int, default=5, help="re-runs of the minimal schedule (default 5)")
     exp.add_argument("--no-target", action="store_true", help="do not steer towards the worst heartbeat gap")
@@ -148,6 +152,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _timing_options(parser: argparse.ArgumentParser, default: float) -> None:
+    parser.add_argument(
+        "--heartbeat-interval",
+        default=None,
+        help=f"seconds, or 'auto': adopt the pace the worker keeps, measured by a probe before the run. Default: {default:g} "
+        "for a worker command with {heartbeat_interval} (time compression: every Locust interval scales with it), auto "
+        "for one without (a worker at its own pace: a JVM or Go worker heartbeats every 1 s whatever we pass). An "
+        "interval the worker visibly does not follow is a usage error naming its measured pace",
+    )
+    parser.add_argument(
+        "--worker-timing",
+        default=None,
+        metavar="KEY=S,...",
+        help=f"periods the worker does not derive from its heartbeat interval, in seconds: {', '.join(KEYS)} "
+        "(e.g. report=3,master-timeout=60); the rest follow Locust's proportions",
+    )
+    parser.add_argument(
+        "--worker-profile",
+        type=Path,
+        default=None,
+        help="a TOML file with the worker's command ('worker'), 'name' and a [timing] table of the same keys",
+    )
+
+
+def _resolve_worker(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
+    """The worker command and its declared periods, from --worker-profile, --worker and --worker-timing."""
+    declared: dict[str, float] = {}
+    if args.worker_profile is not None:
+        profile = load_worker_profile(args.worker_profile)
+        declared.update(profile.timing or {})
+        if args.worker is None:
+            args.worker = profile.worker
+        if profile.name and getattr(args, "name", None) is None:
+            args.name = profile.name
+    if args.worker is None:
+        args.worker = "reference"
+    if args.worker_timing:
+        declared.update(parse_worker_timing(args.worker_timing))
+    render_command(args.worker, "127.0.0.1", 1, 1.0)  # a bad template is a usage error before anything starts
+    return args.worker, declared
+
+
+def _resolve_pace(args: argparse.Namespace, declared: dict[str, float], default: float, folder: Path) -> Pace:
+    """Probe the worker and settle the run's interval (see harness.pace); prints what was decided."""
+    requested = parse_interval(args.heartbeat_interval)
+    if requested is None and "heartbeat" in declared:
+        requested = declared["heartbeat"]
+    print(f"pace probe: starting the worker once to measure its heartbeat cadence (evidence in {folder})", flush=True)
+    pace = resolve(args.worker, requested, default, folder)
+    print(f"pace: {pace.describe()}", flush=True)
+    return pace
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     cases = select(args.cases)
     if args.json:
@@ -168,7 +225,9 @@ def catalog_markdown(cases: list[Case]) -> str:
         "# The conformance catalog",
         "",
         "Generated by `locust-conformance list --markdown`; a test keeps this page in step with the code.",
-        "Budgets are in heartbeat intervals (time-compressed: 0.2 s by default; `reconnect/03`-`05` use 0.05 s).",
+        "Budgets are in the worker's heartbeat intervals (0.2 s by default for a worker that takes the interval, its own "
+        "pace otherwise), plus its other periods where a case waits one out (`report`: stats report interval, "
+        "`master-timeout`: its master-silence timeout, ...): no case imposes a timing on the worker.",
         "Spec sections refer to `shared/reference/locust-protocol.md` (Locust 2.47.0).",
         "",
     ]
@@ -177,10 +236,15 @@ def catalog_markdown(cases: list[Case]) -> str:
         if not group:
             continue
         lines += [f"## {category}", "", "| id | title | expectation | spec | budget |", "|---|---|---|---|---|"]
-        lines += [f"| `{c.id}` | {c.title} | {c.expectation} | {c.spec} | {c.budget:g} |" for c in group]
+        lines += [f"| `{c.id}` | {c.title} | {c.expectation} | {c.spec} | {_budget(c)} |" for c in group]
         lines.append("")
     lines.append(f"{len(cases)} cases.")
     return "\n".join(lines) + "\n"
+
+
+def _budget(case: Case) -> str:
+    extra = "".join(f" + {n:g} {key}" for key, n in case.waits)
+    return f"{case.budget:g}{extra}"
 
 
 def _report_folder(args: argparse.Namespace, label: str) -> Path:
@@ -195,29 +259,57 @@ def _label(args: argparse.Namespace) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    render_command(args.worker, "127.0.0.1", 1, 1.0)  # a bad template is a usage error before anything starts
+    worker, declared = _resolve_worker(args)
+    parse_interval(args.heartbeat_interval)  # a bad value is a usage error before anything starts
+    if args.max_case_seconds is not None and not args.max_case_seconds > 0:
+        raise ScenarioError(f"--max-case-seconds: expected a positive number of seconds, got {args.max_case_seconds:g}")
     if args.script is not None:
-        return _run_script(args)
+        return _run_script(args, declared)
     cases = select(args.cases)
     if not cases:
         raise ScenarioError(f"no case matches {args.cases!r} (see 'locust-conformance list')")
+    excluded = [c for c in all_cases() if c not in cases]
     label = _label(args)
     folder = _report_folder(args, label)
-    config = RunConfig(args.worker, label, args.heartbeat_interval or DEFAULT_INTERVAL, args.user_class)
+    try:
+        pace = _resolve_pace(args, declared, DEFAULT_INTERVAL, folder / "pace-probe")
+    except StartupFailed as exc:
+        config = RunConfig(worker, label, DEFAULT_INTERVAL, args.user_class, declared, None, args.max_case_seconds)
+        failure = exc.failure
+        reason = f"the worker never registered in the pace probe ({failure.verdict.value} [{failure.rule}]): nothing could run"
+        write_not_run(all_cases(), config, folder, reason)
+        code = _startup_failed(failure, folder)
+        _write_report(folder)
+        return code
+    config = RunConfig(worker, label, pace.interval, args.user_class, declared, pace, args.max_case_seconds)
+    chosen, left = plan(cases, config, excluded)
     print(
-        f"running {len(cases)} cases against {label!r} (heartbeat interval {config.heartbeat_interval:g} s); report in {folder}",
+        f"running {len(chosen)} cases against {label!r} (heartbeat interval {config.heartbeat_interval:g} s, "
+        f"report {config.timing.report_interval:g} s, master timeout {config.timing.master_heartbeat_timeout:g} s); "
+        f"report in {folder}",
         flush=True,
     )
+    for skipped in left:
+        if skipped.reason != "not selected (--cases)":
+            print(f"  not run: {skipped.case.id}: {skipped.reason}", flush=True)
     try:
-        run = run_catalog(cases, config, folder, progress=_progress)
+        run = run_catalog(cases, config, folder, progress=_progress, excluded=excluded)
     finally:  # interrupted too: the report of the cases that finished
         reported = _write_report(folder)
     counts = {k: v for k, v in run.counts().items() if v}
-    print(f"\n{len(run.results)} cases in {run.duration:.1f} s: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    not_run = f", not run {len(run.not_run)}" if run.not_run else ""
+    print(f"\n{len(run.results)} cases in {run.duration:.1f} s: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + not_run)
     print(f"results: {folder / 'results.json'}")
     if counts.get(Verdict.FAILED.value):
         return EXIT_FAILED  # the worker's verdict stands, whatever happened to the report
     return EXIT_UNKNOWN if counts.get(Verdict.UNKNOWN.value) or not reported else EXIT_OK
+
+
+def _startup_failed(failure: StartupFailure, folder: Path) -> int:
+    """The worker never registered in the pace probe: nothing can be judged; say exactly why."""
+    print(f"{failure.verdict.value} [{failure.rule}]: expected {failure.expected}; observed {failure.observed}", file=sys.stderr)
+    print(f"no case was run; the probe's trace and the worker's log: {folder / 'pace-probe'}", file=sys.stderr)
+    return EXIT_FAILED if failure.verdict is Verdict.FAILED else EXIT_UNKNOWN
 
 
 def _write_report(folder: Path) -> bool:
@@ -240,12 +332,16 @@ def _progress(i: int, total: int, result: CaseResult) -> None:
     print(line, flush=True)
 
 
-def _run_script(args: argparse.Namespace) -> int:
+def _run_script(args: argparse.Namespace, declared: dict[str, float]) -> int:
     script = load_script(args.script)
     label = _label(args)
     folder = _report_folder(args, label)
+    try:
+        pace = _resolve_pace(args, declared, script.heartbeat_interval, folder / "pace-probe")
+    except StartupFailed as exc:
+        return _startup_failed(exc.failure, folder)
     print(f"running {script.name} ({len(script.steps)} steps) against {label!r}; report in {folder}", flush=True)
-    outcome = run_scenario(args.worker, script, folder, heartbeat_interval=args.heartbeat_interval)
+    outcome = run_scenario(args.worker, script, folder, heartbeat_interval=pace.interval)
     print(f"{outcome.verdict.value}: {outcome.reason}")
     gap = outcome.max_heartbeat_gap
     print(
@@ -309,16 +405,17 @@ def cmd_mutants(args: argparse.Namespace) -> int:
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
-    render_command(args.worker, "127.0.0.1", 1, 1.0)
-    if args.examples < 1 or args.reproduce < 0 or args.heartbeat_interval <= 0:
-        raise ScenarioError("--examples must be >= 1, --reproduce >= 0 and --heartbeat-interval > 0")
+    _, declared = _resolve_worker(args)
+    parse_interval(args.heartbeat_interval)
+    if args.examples < 1 or args.reproduce < 0:
+        raise ScenarioError("--examples must be >= 1 and --reproduce >= 0")
     seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
     folder = _report_folder(args, "explore")
-    print(
-        f"explore: worker {args.worker!r}, seed {seed}, up to {args.examples} schedules, heartbeat interval "
-        f"{args.heartbeat_interval:g} s; report in {folder}",
-        flush=True,
-    )
+    print(f"explore: worker {args.worker!r}, seed {seed}, up to {args.examples} schedules; report in {folder}", flush=True)
+    try:
+        pace = _resolve_pace(args, declared, EXPLORE_INTERVAL, folder / "pace-probe")
+    except StartupFailed as exc:
+        return _startup_failed(exc.failure, folder)
 
     def progress(e: Example) -> None:
         gap = "-" if e.worst_gap is None else f"{e.worst_gap:.2f}"
@@ -332,7 +429,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
         seed=seed,
         max_examples=args.examples,
         report=folder,
-        heartbeat_interval=args.heartbeat_interval,
+        heartbeat_interval=pace.interval,
+        declared=declared,
         shrink_seconds=args.shrink_time,
         reproduce=args.reproduce,
         progress=progress,

@@ -249,6 +249,7 @@ def explore(
     max_examples: int,
     report: Path,
     heartbeat_interval: float = EXPLORE_INTERVAL,
+    declared: dict[str, float] | None = None,
     shrink_seconds: float = 120.0,
     reproduce: int = 5,
     progress: Progress | None = None,
@@ -257,6 +258,7 @@ def explore(
 ) -> Exploration:
     """Run up to ``max_examples`` drawn schedules against ``worker``; shrink, re-run and script a failure.
 
+    ``heartbeat_interval`` is the worker's pace (``harness.pace``), ``declared`` its other periods.
     The same ``seed`` draws the same schedules in the same order until Hypothesis starts optimising the
     target (after about half of ``max_examples``): from there it follows the measured gaps. With
     ``target=False`` the whole sequence follows from the seed (for as long as the verdicts are the same).
@@ -268,7 +270,7 @@ def explore(
         heartbeat_interval,
         started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     )
-    config = RunConfig(worker, "explore", heartbeat_interval)
+    config = RunConfig(worker, "explore", heartbeat_interval, declared=dict(declared or {}))
     started = time.monotonic()
     shrink_until: list[float] = []  # set when the first failure is seen
     out_of_time: list[bool] = []  # the shrinker ran out of --shrink-time

@@ -6,12 +6,13 @@ an empty list means nothing wrong was seen. They never raise for a bad worker.
 
 from __future__ import annotations
 
-import re
+import enum
 import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.output import OutputLine, Sign, crash_signs
 from harness.protocol.master import master_can_read_heartbeat
 from harness.protocol.messages import MessageType
 from harness.protocol.schema import Severity
@@ -24,23 +25,6 @@ NON_STRICT_GAP = 1.5  # heartbeat gaps above this many intervals are NON-STRICT 
 # and GIL); it is added to the NON-STRICT limit so time compression does not turn our jitter into a verdict.
 HARNESS_JITTER = 0.02
 REPLY_DEADLINE_INTERVALS = 4.0  # spawn/stop/quit answered within this many heartbeat intervals
-
-# What a worker's output shows when threads corrupted its socket, or its runtime crashed.
-CRASH_PATTERNS: dict[str, str] = {
-    r"Assertion failed": "libzmq assertion (concurrent socket use)",
-    r"156384765": "ZMQ errno 156384765 (EFSM, concurrent socket use in JeroMQ/libzmq)",
-    r"\bEFSM\b|Operation cannot be accomplished in current state": "ZMQ EFSM",
-    r"\bETERM\b|Context was terminated": "ZMQ ETERM",
-    r"Segmentation fault|SIGSEGV|Fatal Python error": "segfault / fatal runtime error",
-    r"double free|corrupted (?:size|double-linked)|malloc\(\)": "heap corruption",
-    r"Exception in thread|Unhandled exception in greenlet": "an uncaught exception in a thread",
-    r"ZMQError|zmq\.error|ZMQException|org\.zeromq": "a ZeroMQ error",
-}
-# An uncaught traceback means the worker's runtime crashed, except where it comes from a user's task (Locust
-# logs a task's exception with its traceback and carries on): that one is INFORMATIONAL.
-TRACEBACK = re.compile(r"Traceback \(most recent call last\):\n(?:[ \t].*\n?)*(?P<last>[^\n]*)")
-USER_TASK = re.compile(r"locust/user/task\.py")
-
 
 # Signals a process dies of when it crashes (not when someone asks it to stop).
 CRASH_SIGNALS = {signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGTRAP}
@@ -56,9 +40,12 @@ class Evidence:
     end: float  # when observation stopped (absolute, trace clock)
     exit_code: int | None = None  # None: still running when the case ended
     killed_by_harness: bool = False
-    output: str = ""
+    output: list[OutputLine] = field(default_factory=list)  # what the worker printed, timed on the trace's clock
     exempt: list[tuple[float, float, str]] = field(default_factory=list)  # absolute windows
     asked_counts: dict[str, int] | None = None
+    teardown_at: float | None = None  # when the harness began stopping the worker (trace clock); None: it did not
+    needed_sigkill: bool = False  # the worker outlived the harness's SIGTERM and was killed
+    output_not_judged: str = ""  # what of the output was not kept (a flood of output), said in a finding
 
     @property
     def node_id(self) -> str | None:
@@ -186,38 +173,32 @@ def _last_beat_before(ev: Evidence, t: float) -> str:
 
 
 def check_socket_safety(ev: Evidence) -> list[Finding]:
-    """Exit by a signal, libzmq assertions, ZMQ errors and tracebacks in the output, garbled frames."""
+    """Death by a crash signal, crash signs in the output (judged by when they happened), garbled frames."""
     findings: list[Finding] = []
+    shutdown = shutdown_began(ev)
     if ev.exit_code is not None and -ev.exit_code in CRASH_SIGNALS:
+        phase = Phase.TEARDOWN if ev.killed_by_harness else Phase.SHUTDOWN if shutdown is not None else Phase.CASE
+        sig = signal.Signals(-ev.exit_code)
+        observed = f"it was killed by signal {int(sig)} ({sig.name}: abort/segfault, the signature of concurrent socket use)"
         findings.append(
             Finding(
-                "socket.signal",
-                Verdict.FAILED,
+                {Phase.CASE: "socket.signal", Phase.SHUTDOWN: "shutdown.signal", Phase.TEARDOWN: "teardown.signal"}[phase],
+                PHASE_VERDICT[phase],
                 "the worker never dies by a signal",
-                f"it was killed by signal {-ev.exit_code} (abort/segfault: the signature of concurrent socket use)",
+                observed + _phase_suffix(ev, phase, shutdown),
             )
         )
-    for pattern, meaning in CRASH_PATTERNS.items():
-        match = re.search(pattern, ev.output)
-        if match:
-            line = _line_at(ev.output, match.start())
-            findings.append(
-                Finding("socket.output", Verdict.FAILED, "no crash or ZMQ error in the worker's output", f"{meaning}: {line!r}")
-            )
-    for match in TRACEBACK.finditer(ev.output):
-        in_task = USER_TASK.search(match.group(0)) is not None
-        if in_task and any(f.oracle == "output.task-traceback" for f in findings):
-            continue  # one is enough to say that tasks raise
+    findings += check_output(ev, shutdown)
+    if ev.needed_sigkill:
         findings.append(
             Finding(
-                "output.task-traceback" if in_task else "socket.traceback",
-                Verdict.INFORMATIONAL if in_task else Verdict.FAILED,
-                "no uncaught traceback in the worker's output" + (" (a user task raised)" if in_task else ""),
-                f"a traceback ending in {match.group('last').strip()[:200]!r}",
+                "teardown.sigkill",
+                Verdict.INFORMATIONAL,
+                "the worker ends on SIGTERM (as when a user or an orchestrator stops it)",
+                "it was still running after the harness's SIGTERM and grace period, and was killed with SIGKILL"
+                + (f" (SIGTERM at t={ev.rel(ev.teardown_at):.3f}s)" if ev.teardown_at is not None else ""),
             )
         )
-        if not in_task:
-            break
     for rec in ev.received() + [r for r in ev.records if r.kind is Kind.RECV and r.message is None]:
         bad = [v for v in rec.violations if v.rule.split(".")[0] in ("codec", "framing", "envelope")]
         if bad:
@@ -234,10 +215,94 @@ def check_socket_safety(ev: Evidence) -> list[Finding]:
     return findings
 
 
-def _line_at(text: str, index: int) -> str:
-    start = text.rfind("\n", 0, index) + 1
-    end = text.find("\n", index)
-    return text[start : end if end >= 0 else len(text)][:200]
+class Phase(enum.StrEnum):
+    """When a line of output happened, which decides what it means."""
+
+    CASE = "case"  # while the case ran: the worker's own doing, judged in full
+    SHUTDOWN = "shutdown"  # the worker shutting down on its own (after a quit, or a signal the case sent)
+    TEARDOWN = "teardown"  # after the harness began stopping it: the harness's doing, reported only
+
+
+PHASE_VERDICT = {Phase.CASE: Verdict.FAILED, Phase.SHUTDOWN: Verdict.NON_STRICT, Phase.TEARDOWN: Verdict.INFORMATIONAL}
+# A case that makes the worker shut down by other means than quit (a signal, a master it is expected to give up on)
+# says so with a note starting with this.
+SHUTDOWN_NOTE = "worker shutdown begins: "
+
+
+def shutdown_began(ev: Evidence) -> tuple[float, str] | None:
+    """When and why the worker began shutting down on its own: the master's quit, its own quit, or a case's note."""
+    moments: list[tuple[float, str]] = []
+    sent = ev.sent(MessageType.QUIT)
+    if sent:
+        moments.append((sent[0].t, "the master's quit"))
+    got = ev.received(MessageType.QUIT)
+    if got:
+        moments.append((got[0].t, "its own quit"))
+    note = next((r for r in ev.records if r.kind is Kind.NOTE and r.note.startswith(SHUTDOWN_NOTE)), None)
+    if note is not None:
+        moments.append((note.t, note.note.removeprefix(SHUTDOWN_NOTE)))
+    return min(moments) if moments else None
+
+
+def _phase_of(ev: Evidence, t: float, shutdown: tuple[float, str] | None) -> Phase:
+    if ev.teardown_at is not None and t >= ev.teardown_at:
+        return Phase.TEARDOWN
+    if shutdown is not None and t >= shutdown[0]:
+        return Phase.SHUTDOWN
+    return Phase.CASE
+
+
+def _phase_suffix(ev: Evidence, phase: Phase, shutdown: tuple[float, str] | None) -> str:
+    if phase is Phase.SHUTDOWN and shutdown is not None:
+        return f", while shutting down after {shutdown[1]} (t={ev.rel(shutdown[0]):.3f}s)"
+    if phase is Phase.TEARDOWN and ev.teardown_at is not None:
+        return f", after the harness began stopping the worker (SIGTERM at t={ev.rel(ev.teardown_at):.3f}s): not judged"
+    return ""
+
+
+def check_output(ev: Evidence, shutdown: tuple[float, str] | None = None) -> list[Finding]:
+    """Crash signs in the worker's output (``harness.output``), one finding per kind of sign and phase.
+
+    During the case they are FAILED (a user task's traceback INFORMATIONAL: Locust logs it and carries on);
+    during the worker's own shutdown NON-STRICT, named as a shutdown finding; after the harness began
+    tearing the worker down INFORMATIONAL. Output of a stack dump the harness asked for is not judged.
+    """
+    if shutdown is None:
+        shutdown = shutdown_began(ev)
+    dumps = [(a, b) for a, b, label in fault_windows(ev.records) if label == "stack-dump"]
+    lines = [line for line in ev.output if not any(a <= line.t <= b for a, b in dumps)]
+    groups: dict[tuple[Phase, str], list[Sign]] = {}
+    for sign in crash_signs([line.text for line in lines]):
+        phase = _phase_of(ev, lines[sign.first].t, shutdown)
+        groups.setdefault((phase, sign.kind), []).append(sign)
+    findings = []
+    for (phase, kind), group in groups.items():
+        first = group[0]
+        t = lines[first.first].t
+        more = f" ({len(group)} times, the first shown)" if len(group) > 1 else ""
+        if kind == "python.task-traceback":
+            oracle, verdict = "output.task-traceback", Verdict.INFORMATIONAL
+        elif phase is Phase.CASE:
+            oracle, verdict = ("socket.traceback" if kind == "python.traceback" else "socket.output"), Verdict.FAILED
+        else:
+            oracle, verdict = f"{phase.value}.output", PHASE_VERDICT[phase]
+        expected = {
+            Phase.CASE: "no crash or ZMQ error in the worker's output",
+            Phase.SHUTDOWN: "a clean shutdown: no crash or ZMQ error while the worker shuts down",
+            Phase.TEARDOWN: "no crash or ZMQ error while the harness stops the worker",
+        }[phase]
+        findings.append(
+            Finding(
+                oracle,
+                verdict,
+                expected,
+                f"{first.what}: {first.headline!r}{more}{_phase_suffix(ev, phase, shutdown)}",
+                ev.rel(t),
+            )
+        )
+    if ev.output_not_judged:
+        findings.append(Finding("output.not-judged", Verdict.INFORMATIONAL, "every line of output judged", ev.output_not_judged))
+    return findings
 
 
 def check_schema(ev: Evidence) -> list[Finding]:

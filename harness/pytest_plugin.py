@@ -8,6 +8,11 @@ the catalog) is imported when a run or a fixture needs it.
     pytest --lc-worker locust --lc-cases 'spawn,storms/01*' --lc-heartbeat-interval 0.25
     pytest --lc-worker 'java -jar w.jar --master-port {port}' --lc-strict tests/   # catalog + your own tests
 
+A worker command without ``{heartbeat_interval}`` runs at its own pace: the plugin measures it once per session (the
+pace probe, ``harness.pace``) and every case and fixture uses it; ``--lc-worker-timing`` declares the periods such
+a worker does not derive from its heartbeat interval, ``--lc-max-case-seconds`` leaves out (skips, "not run") the
+cases that would take longer at that pace.
+
 Verdicts map to outcomes: OK passes; NON-STRICT passes with a ``LocustConformanceWarning`` (fails with
 ``--lc-strict``); INFORMATIONAL and UNIMPLEMENTED are skips whose reason is the evidence; FAILED fails with
 the evidence as its text; UNKNOWN (the harness could not judge) fails too, never passes.
@@ -27,8 +32,10 @@ if TYPE_CHECKING:
     from fakemaster.master import FakeMaster
     from harness.catalog import Case, CaseContext
     from harness.launcher import WorkerProcess
+    from harness.pace import Pace
     from harness.protocol.timing import Timing
-    from harness.runner import CaseResult, RunConfig
+    from harness.runner import CaseResult, NotRun, RunConfig
+    from harness.startup import StartupFailure
 
 DEFAULT_WORKER = "reference"
 DEFAULT_INTERVAL = 0.2  # harness.runner.DEFAULT_INTERVAL, repeated to keep this module light (a test checks they agree)
@@ -55,13 +62,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(and optionally {heartbeat_interval}, {python}); also the default worker of the fixtures",
     )
     group.addoption("--lc-cases", default=None, help="comma-separated globs over case ids or categories (default: all)")
-    group.addoption("--lc-heartbeat-interval", type=float, default=None, help=f"time compression (default {DEFAULT_INTERVAL} s)")
+    group.addoption(
+        "--lc-heartbeat-interval",
+        default=None,
+        help=f"seconds or 'auto' (the worker's own pace, measured once per session); default {DEFAULT_INTERVAL} s for a "
+        "worker command with {heartbeat_interval}, auto for one without",
+    )
+    group.addoption(
+        "--lc-worker-timing",
+        default=None,
+        help="periods the worker does not derive from its interval: report=3,master-timeout=60",
+    )
+    group.addoption(
+        "--lc-max-case-seconds", default=None, help="skip (as not run) cases that would take longer at the worker's timing"
+    )
     group.addoption("--lc-user-class", default=None, help=f"the user class spawns ask for (default {DEFAULT_USER_CLASS})")
     group.addoption("--lc-strict", action="store_true", default=None, help="NON-STRICT verdicts fail instead of warning")
     group.addoption("--lc-report", default=None, help="folder for the cases' evidence (default: pytest's tmp_path folders)")
     parser.addini("lc_worker", "as --lc-worker", default=None)
     parser.addini("lc_cases", "as --lc-cases", default=None)
     parser.addini("lc_heartbeat_interval", "as --lc-heartbeat-interval", default=None)
+    parser.addini("lc_worker_timing", "as --lc-worker-timing", default=None)
+    parser.addini("lc_max_case_seconds", "as --lc-max-case-seconds", default=None)
     parser.addini("lc_user_class", "as --lc-user-class", default=None)
     parser.addini("lc_strict", "as --lc-strict", type="bool", default=False)
     parser.addini("lc_report", "as --lc-report", default=None)
@@ -69,6 +91,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 _STARTED = pytest.StashKey[datetime.datetime]()
 _RESULTS = pytest.StashKey[list[tuple["RunConfig", "CaseResult"]]]()
+_PACES = pytest.StashKey[dict[str, "Pace | StartupFailure"]]()
+_NOT_RUN = pytest.StashKey[list["NotRun"]]()
 
 
 def _option(config: pytest.Config, name: str) -> Any:
@@ -113,12 +137,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         render_command(worker, "127.0.0.1", 1, 1.0)
     except ScenarioError as exc:
         raise pytest.UsageError(f"--lc-worker: {exc}") from exc
-    interval = _option(config, "heartbeat_interval")
-    try:
-        if interval is not None and float(interval) <= 0:
-            raise ValueError
-    except ValueError:
-        raise pytest.UsageError(f"--lc-heartbeat-interval: a positive number of seconds, got {interval!r}") from None
+    _check_timing_options(config)
     cases = select(_option(config, "cases"))
     if not cases:
         raise pytest.UsageError(f"--lc-cases {_option(config, 'cases')!r} matches no case (see 'locust-conformance list')")
@@ -128,6 +147,60 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     report = collect_one_node(collector)
     collector.ihook.pytest_collectreport(report=report)
     items[:0] = [item for item in report.result if isinstance(item, pytest.Item)]
+
+
+def _check_timing_options(config: pytest.Config) -> None:
+    from harness.errors import ScenarioError
+    from harness.pace import parse_interval
+    from harness.worker_timing import parse_worker_timing
+
+    interval = _option(config, "heartbeat_interval")
+    try:
+        parse_interval(interval)
+    except ScenarioError:
+        raise pytest.UsageError(f"--lc-heartbeat-interval: a positive number of seconds or 'auto', got {interval!r}") from None
+    try:
+        parse_worker_timing(str(_option(config, "worker_timing") or ""))
+    except ScenarioError as exc:
+        raise pytest.UsageError(f"--lc-worker-timing: {exc}") from None
+    limit = _option(config, "max_case_seconds")
+    try:
+        if limit is not None and not float(limit) > 0:
+            raise ValueError
+    except ValueError:
+        raise pytest.UsageError(f"--lc-max-case-seconds: a positive number of seconds, got {limit!r}") from None
+
+
+def _declared(config: pytest.Config) -> dict[str, float]:
+    from harness.worker_timing import parse_worker_timing
+
+    return parse_worker_timing(str(_option(config, "worker_timing") or ""))
+
+
+def session_pace(config: pytest.Config, worker: str) -> Pace:
+    """The worker's pace, probed once per session (and per xdist worker); a worker that never registers fails every
+    test that needs it with the probe's diagnosis."""
+    from harness.pace import parse_interval, resolve
+    from harness.startup import StartupFailed, StartupFailure
+
+    paces = config.stash.setdefault(_PACES, {})
+    if worker not in paces:
+        requested = parse_interval(_option(config, "heartbeat_interval"))
+        declared = _declared(config)
+        if requested is None and "heartbeat" in declared:
+            requested = declared["heartbeat"]
+        folder = _run_folder(config) / "pace-probe" / str(len(paces))
+        try:
+            paces[worker] = resolve(worker, requested, DEFAULT_INTERVAL, folder)
+        except StartupFailed as exc:
+            paces[worker] = exc.failure
+    found = paces[worker]
+    if isinstance(found, StartupFailure):
+        raise VerdictFailure(
+            f"the worker never registered in the pace probe: {found.verdict.value} [{found.rule}]: expected "
+            f"{found.expected}; observed {found.observed}"
+        )
+    return found
 
 
 class CatalogCollector(pytest.Collector):
@@ -151,13 +224,15 @@ class CatalogItem(pytest.Item):
         self.keywords[case.category] = True
 
     def runtest(self) -> None:
-        from harness.runner import RunConfig, run_case
+        from harness.runner import plan, run_case
 
         config = self.config
-        worker = str(_option(config, "worker"))
-        interval = float(_option(config, "heartbeat_interval") or DEFAULT_INTERVAL)
-        label = worker if worker in ("reference", "locust") else "custom"
-        run = RunConfig(worker, label, interval, str(_option(config, "user_class") or DEFAULT_USER_CLASS))
+        run = _config_of(config)
+        _, left = plan([self.case], run)
+        if left:
+            config.stash.setdefault(_NOT_RUN, []).extend(left)
+            config.stash.setdefault(_RESULTS, [])
+            pytest.skip(f"not run: {left[0].reason}")
         result = run_case(self.case, run, _report_folder(config, self.case.id), _run_folder(config))
         config.stash.setdefault(_RESULTS, []).append((run, result))
         self.user_properties.append(("verdict", result.verdict.value))
@@ -188,7 +263,8 @@ def _report_folder(config: pytest.Config, case_id: str) -> Path:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """With --lc-report, the catalog items' folder gets results.json, junit.xml and the HTML report, as `run` writes."""
     runs = session.config.stash.get(_RESULTS, [])
-    if not runs or _option(session.config, "report") is None:
+    not_run = session.config.stash.get(_NOT_RUN, [])
+    if not (runs or not_run) or _option(session.config, "report") is None:
         return
     import json
 
@@ -198,7 +274,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     folder = _run_folder(session.config)
     started = session.config.stash[_STARTED]
     elapsed = (datetime.datetime.now(datetime.UTC) - started).total_seconds()
-    run = RunResult(runs[0][0], [result for _, result in runs], started.isoformat(timespec="seconds"), elapsed)
+    config = runs[0][0] if runs else _config_of(session.config)
+    run = RunResult(config, [result for _, result in runs], started.isoformat(timespec="seconds"), elapsed, not_run)
     (folder / "results.json").write_text(json.dumps(run.to_json(), indent=2) + "\n", "utf-8")
     try:
         write_run_report(folder)
@@ -207,6 +284,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             f"locust-conformance: could not write the report in {folder}: {exc!r}", red=True
         )
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+
+def _config_of(config: pytest.Config) -> RunConfig:
+    """The catalog items' run config: the --lc- options and the worker's pace (probed once per session)."""
+    from harness.runner import RunConfig
+
+    worker = str(_option(config, "worker"))
+    pace = session_pace(config, worker)
+    label = worker if worker in ("reference", "locust") else "custom"
+    limit = _option(config, "max_case_seconds")
+    user_class = str(_option(config, "user_class") or DEFAULT_USER_CLASS)
+    return RunConfig(worker, label, pace.interval, user_class, _declared(config), pace, float(limit) if limit else None)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -253,12 +342,18 @@ def lc_worker_command(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def lc_timing(request: pytest.FixtureRequest) -> Timing:
-    """Locust's timing compressed to the ``lc_heartbeat_interval`` marker / option (default 0.2 s)."""
-    from harness.protocol.timing import LOCUST_TIMING
+def lc_timing(request: pytest.FixtureRequest, lc_worker_command: str) -> Timing:
+    """The worker's timing: the ``lc_heartbeat_interval`` marker, else the option, else (a command without
+    {heartbeat_interval}, or 'auto') its own pace measured once per session; with --lc-worker-timing's periods."""
+    from harness.launcher import takes_interval
+    from harness.worker_timing import worker_timing
 
     interval = _marker_arg(request, "lc_heartbeat_interval") or _option(request.config, "heartbeat_interval")
-    return LOCUST_TIMING.compressed(float(interval or DEFAULT_INTERVAL))
+    if interval in (None, "auto") and (interval == "auto" or not takes_interval(lc_worker_command)):
+        seconds = session_pace(request.config, lc_worker_command).interval
+    else:
+        seconds = float(interval or DEFAULT_INTERVAL)
+    return worker_timing(seconds, _declared(request.config))
 
 
 @pytest.fixture
@@ -277,7 +372,8 @@ def lc_worker(fake_master: FakeMaster, lc_worker_command: str, lc_timing: Timing
     from harness.launcher import WorkerProcess, render_command
 
     command = render_command(lc_worker_command, fake_master.host, fake_master.port, lc_timing.heartbeat_interval)
-    with WorkerProcess(command, tmp_path / "worker.log") as process:
+    process = WorkerProcess(command, tmp_path / "worker.log", clock=fake_master.clock.now, on_line=fake_master.output_line)
+    with process:
         yield process
 
 
@@ -314,7 +410,7 @@ def lc_run(
         name = request.node.name
         case = Case(f"custom/{name}", "timing", title or name, expectation or "no FAILED verdict", "", body, budget)
         user_class = str(_option(request.config, "user_class") or DEFAULT_USER_CLASS)
-        config = RunConfig(lc_worker_command, "custom", lc_timing.heartbeat_interval, user_class)
+        config = RunConfig(lc_worker_command, "custom", lc_timing.heartbeat_interval, user_class, _declared(request.config))
         return run_case(case, config, tmp_path / "case")
 
     return run

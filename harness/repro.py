@@ -29,6 +29,8 @@ from fakemaster.script import first_message_or_exit
 from harness.errors import ConformanceError, HarnessFault, ProtocolViolation
 from harness.launcher import BUILTIN_WORKERS, WorkerProcess, describe_exit, render_command
 from harness.oracles import HARNESS_JITTER, NON_STRICT_GAP, Evidence, excused_windows, judge_run
+from harness.pace import parse_interval, resolve
+from harness.startup import StartupFailed
 from harness.protocol.master import master_can_read_heartbeat
 from harness.protocol.messages import MessageType
 from harness.protocol.timing import LOCUST_TIMING, Timing
@@ -143,8 +145,10 @@ def judge_recording(recording: Recording, end: float, process: WorkerProcess) ->
         end,
         exit_code=recording.exit_code,
         killed_by_harness=process.killed_by_harness,
-        output=process.output(),
+        output=process.lines(),
         exempt=excused_windows(recording.records),
+        teardown_at=process.teardown_at,
+        needed_sigkill=process.needed_sigkill,
     )
     return judge_run(evidence)
 
@@ -184,9 +188,9 @@ def build_parser(title: str, description: str, default_interval: float, attempts
     )
     parser.add_argument(
         "--heartbeat-interval",
-        type=float,
-        default=default_interval,
-        help=f"time compression: every Locust interval scales with it (default {default_interval:g} s; Locust's own is 1 s)",
+        default=None,
+        help=f"seconds or 'auto' (adopt the worker's own pace, measured first). Default: {default_interval:g} s for a "
+        "worker command with {heartbeat_interval} (time compression), auto for one without (a worker at its own pace)",
     )
     parser.add_argument("--attempts", type=int, default=attempts, help=f"tries before 'not reproduced' (default {attempts})")
     parser.add_argument("--out", type=Path, default=None, help="keep the trace and the worker's log here")
@@ -206,18 +210,30 @@ def main(
     """Run a repro script from the command line; returns the exit code."""
     parser = build_parser(title, description, default_interval, attempts)
     args = parser.parse_args(argv)
-    if args.heartbeat_interval <= 0 or args.attempts < 1:
-        parser.error("--heartbeat-interval must be positive and --attempts at least 1")
-    timing = LOCUST_TIMING.compressed(args.heartbeat_interval)
+    if args.attempts < 1:
+        parser.error("--attempts must be at least 1")
     try:
-        render_command(args.worker, "127.0.0.1", 1, timing.heartbeat_interval)
+        requested = parse_interval(args.heartbeat_interval)
+        render_command(args.worker, "127.0.0.1", 1, 1.0)
     except ConformanceError as exc:
         parser.error(str(exc))
     print(title)
     print(f"worker: {args.worker}")
-    print(heartbeat_limits(timing))
     keep = args.out
     with tempfile.TemporaryDirectory(prefix="lc-repro-") as scratch:
+        try:
+            pace = resolve(args.worker, requested, default_interval, (keep or Path(scratch)) / "pace-probe")
+        except StartupFailed as exc:
+            failure = exc.failure
+            print(
+                f"\nCOULD NOT JUDGE: the worker never registered ({failure.verdict.value} [{failure.rule}]): {failure.observed}"
+            )
+            return EXIT_UNKNOWN
+        except ConformanceError as exc:
+            parser.error(str(exc))
+        timing = LOCUST_TIMING.compressed(pace.interval)
+        print(f"pace: {pace.describe()}")
+        print(heartbeat_limits(timing))
         for attempt in range(1, args.attempts + 1):
             folder = (keep or Path(scratch)) / (f"attempt-{attempt}" if args.attempts > 1 else "")
             code, lines = _attempt(drive, explain, args.worker, timing, folder)
@@ -246,7 +262,8 @@ def _attempt(drive: Drive, explain: Explain, worker: str, timing: Timing, folder
         folder.mkdir(parents=True, exist_ok=True)
         with FakeMaster(timing=timing) as master:
             command = render_command(worker, master.host, master.port, timing.heartbeat_interval)
-            with WorkerProcess(command, folder / "worker.log") as process:
+            process = WorkerProcess(command, folder / "worker.log", clock=master.clock.now, on_line=master.output_line)
+            with process:
                 recording = Recording(master, process, timing)
                 if first_message_or_exit(master, process, STARTUP_TIMEOUT) is None:
                     ended = process.poll()

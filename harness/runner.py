@@ -1,19 +1,22 @@
 """Running catalog cases: a fresh fake master and worker process per case, oracles, verdicts, evidence on disk.
 
 Every case ends with a verdict; a harness failure is UNKNOWN, never OK. A case
-whose worker stops answering gets a stack dump (py-spy for Python, SIGQUIT for
-a JVM) before it is killed.
+whose worker stops answering gets a stack dump (``harness.stacks``: py-spy for
+Python, jcmd/jstack or SIGQUIT for a JVM, SIGQUIT for Go) before it is killed.
+The worker's output is drained into the trace with the trace's clock, so the
+oracles judge each line by when it was printed. A case that would take longer
+than ``RunConfig.max_case_seconds`` at the worker's own timing is not run, and
+is reported as not run.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime
 import importlib.metadata
 import json
 import platform
-import shutil
-import signal
-import subprocess
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -24,25 +27,40 @@ from typing import Any
 from fakemaster.master import FakeMaster
 from harness import __version__
 from harness.catalog import Case, CaseContext
-from harness.errors import ConformanceError, ExpectationFailed, HarnessFault, ProtocolViolation
+from harness.errors import ConformanceError, ExpectationFailed, HarnessFault, ProtocolViolation, ScenarioError
 from harness.launcher import WorkerProcess, describe_exit, render_command
 from harness.oracles import HARNESS_JITTER, NON_STRICT_GAP, Evidence, excused_windows, heartbeat_gaps, judge_run
+from harness.pace import Pace
 from harness.protocol.messages import MessageType
-from harness.protocol.timing import LOCUST_TIMING
-from harness.trace import Kind, TraceRecord, fault_windows, format_record, parse_window_note
+from harness.protocol.timing import Timing
+from harness.stacks import dump as dump_stacks
+from harness.startup import StartupFailed
+from harness.trace import Kind, TraceRecord, fault_windows, format_record, parse_window_note, window_note
 from harness.verdicts import Finding, Verdict, worst
+from harness.worker_timing import timing_json, worker_timing
 
-RESULTS_SCHEMA_VERSION = 2  # documented in docs/results-schema.md; harness/report/results.schema.json
+RESULTS_SCHEMA_VERSION = 3  # documented in docs/results-schema.md; harness/report/results.schema.json
 DEFAULT_INTERVAL = 0.2
 STACK_DUMP_TIMEOUT = 15.0
+STOP_GRACE = 3.0  # seconds a worker gets to end on SIGTERM (at least two of its heartbeat intervals)
 
 
 @dataclass
 class RunConfig:
+    """What a run judges and at which timing: the worker's own (measured pace, declared periods)."""
+
     worker: str  # 'reference', 'locust' or a command template
     label: str
     heartbeat_interval: float = DEFAULT_INTERVAL
     user_class: str = "ConformanceUser"
+    declared: dict[str, float] = field(default_factory=dict)  # --worker-timing / worker profile periods (KEYS)
+    pace: Pace | None = None  # how heartbeat_interval was settled (None: taken as given, not probed)
+    max_case_seconds: float | None = None  # cases longer than this at the worker's timing are not run
+
+    @property
+    def timing(self) -> Timing:
+        """The worker's timing: Locust's proportions at its heartbeat interval, with its declared periods."""
+        return worker_timing(self.heartbeat_interval, self.declared)
 
 
 @dataclass
@@ -58,10 +76,12 @@ class CaseResult:
     timeline: dict[str, Any] = field(default_factory=dict)  # heartbeats, gaps and windows, for the report's picture
     seeds: list[dict[str, Any]] = field(default_factory=list)  # the seeds of the fault plans and storms the case used
     dir: str = ""  # the case's folder, relative to the run's report folder
+    budget_s: float = 0.0  # the most the case may take at the worker's timing
 
     def to_json(self) -> dict[str, Any]:
         return {
             **self.case.to_json(),
+            "budget_s": round(self.budget_s, 3),
             "dir": self.dir,
             "verdict": self.verdict.value,
             "findings": [f.to_json() for f in self.findings],
@@ -81,35 +101,13 @@ class CaseResult:
         return str(max(bad, key=lambda f: list(Verdict).index(f.verdict))) if bad else "ok"
 
 
-def dump_stacks(process: WorkerProcess, out: Path) -> str:
-    """Ask a stuck worker where it is: py-spy for Python, SIGQUIT for a JVM (its dump goes to its output)."""
-    if process.poll() is not None:
-        return "no stack dump: the process had already ended"
-    if "java" in process.command.split()[0:3] or " -jar " in process.command:
-        process.signal_group(signal.SIGQUIT)
-        time.sleep(0.5)
-        return "SIGQUIT sent: the JVM's thread dump is in worker.log"
-    spy = shutil.which("py-spy")
-    if spy is None:
-        return "no stack dump: py-spy is not installed (pip install py-spy)"
-    try:
-        done = subprocess.run(
-            [spy, "dump", "--pid", str(process.pid)], capture_output=True, text=True, timeout=STACK_DUMP_TIMEOUT
-        )
-    except subprocess.TimeoutExpired:
-        return "py-spy did not answer in time"
-    out.write_text(done.stdout + done.stderr, "utf-8")
-    return f"py-spy stack dump in {out.name}" if done.returncode == 0 else f"py-spy failed: {done.stderr.strip()[:200]}"
-
-
 def run_case(case: Case, config: RunConfig, folder: Path, report: Path | None = None) -> CaseResult:
     """Run one case against a fresh worker process; always returns a verdict.
 
     ``report``: the run's report folder, when ``folder`` is one of its case folders (sets ``CaseResult.dir``).
     """
     started = time.monotonic()
-    interval = case.heartbeat_interval or config.heartbeat_interval
-    timing = LOCUST_TIMING.compressed(interval)
+    timing = config.timing
     folder.mkdir(parents=True, exist_ok=True)
     findings: list[Finding] = []
     master = FakeMaster(timing=timing).start()
@@ -119,21 +117,26 @@ def run_case(case: Case, config: RunConfig, folder: Path, report: Path | None = 
     ctx: CaseContext | None = None
     process: WorkerProcess | None = None
     try:
-        command = render_command(config.worker, master.host, master.port, interval)
-        process = WorkerProcess(command, folder / "worker.log").start()
+        command = render_command(config.worker, master.host, master.port, timing.heartbeat_interval)
+        process = WorkerProcess(command, folder / "worker.log", clock=master.clock.now, on_line=master.output_line)
+        process.start()
         ctx = CaseContext(master, process, timing, config.user_class)
         ctx.first_message()
         body_started = time.monotonic()
         try:
             case.body(ctx)
         finally:
-            overrun = time.monotonic() - body_started - timing.heartbeat_interval * case.budget
+            overrun = time.monotonic() - body_started - case.seconds(timing)
             if overrun > 0:
-                master.note(f"case overran its budget of {case.budget:g} intervals by {overrun:.2f} s")
+                master.note(f"case overran its budget of {case.seconds(timing):.1f} s by {overrun:.2f} s")
+    except StartupFailed as exc:
+        failure = exc.failure
+        dump = _stack_dump(master, process, folder) if failure.verdict is Verdict.FAILED and process is not None else ""
+        findings.append(Finding(failure.rule, failure.verdict, failure.expected, failure.observed + dump))
     except ExpectationFailed as exc:
-        dump = dump_stacks(process, folder / "stack.txt") if process is not None else ""
+        dump = _stack_dump(master, process, folder) if process is not None else ""
         findings.append(
-            Finding("progress", Verdict.FAILED, exc.expected, f"{exc.observed}; {dump}", master.clock.now() - master.trace.t0)
+            Finding("progress", Verdict.FAILED, exc.expected, f"{exc.observed}{dump}", master.clock.now() - master.trace.t0)
         )
     except ProtocolViolation as exc:
         findings.append(Finding(exc.rule, Verdict.FAILED, exc.expected, exc.observed))
@@ -146,7 +149,7 @@ def run_case(case: Case, config: RunConfig, folder: Path, report: Path | None = 
             Finding("harness.crash", Verdict.UNKNOWN, "the case to run", f"{exc!r}\n{traceback.format_exc()[-1500:]}")
         )
     end = master.clock.now()
-    code = process.stop() if process is not None else None
+    code = process.stop(grace=max(STOP_GRACE, 2 * timing.heartbeat_interval)) if process is not None else None
     master.close()
     if ctx is not None:
         findings += ctx.findings
@@ -157,8 +160,11 @@ def run_case(case: Case, config: RunConfig, folder: Path, report: Path | None = 
         end,
         exit_code=code,
         killed_by_harness=bool(process and process.killed_by_harness),
-        output=process.output() if process else "",
+        output=process.lines() if process else [],
         exempt=[*excused_windows(master.trace.records()), *(ctx.exempt if ctx else [])],
+        teardown_at=process.teardown_at if process else None,
+        needed_sigkill=bool(process and process.needed_sigkill),
+        output_not_judged=_not_judged(process),
     )
     findings += judge_run(evidence, case.oracles)
     findings = _dedupe(findings)
@@ -176,9 +182,34 @@ def run_case(case: Case, config: RunConfig, folder: Path, report: Path | None = 
         timeline(evidence, gaps),
         seeds_used(records, master.trace.t0),
         folder.relative_to(report).as_posix() if report is not None else "",
+        case.seconds(timing),
     )
     _write_case(master, result, folder)
     return result
+
+
+def _stack_dump(master: FakeMaster, process: WorkerProcess, folder: Path) -> str:
+    """A stack dump of a stuck worker (the case is over: a dump that ends the process is allowed), for the finding."""
+    process.begin_teardown()  # whatever the worker prints from here on is the harness's doing
+    master.fault_note(window_note("stack-dump", "start", "the harness asks the worker where it is stuck"))
+    try:
+        result = dump_stacks(process, folder / "stack.txt", final=True, note=master.note, timeout=STACK_DUMP_TIMEOUT)
+        return f"; {result.summary()}"
+    except Exception as exc:  # a failed dump must not hide the finding it was for
+        return f"; no stack dump: it failed ({exc!r})"
+    finally:
+        master.fault_note(window_note("stack-dump", "end"))
+
+
+def _not_judged(process: WorkerProcess | None) -> str:
+    drain = process.drain if process is not None else None
+    if drain is None or drain.kept_everything:
+        return ""
+    return (
+        f"the worker printed {drain.total_lines} lines ({drain.total_bytes} bytes); {drain.lines_not_kept} lines after the "
+        f"first {len(drain.head)} were neither kept nor judged (the last {drain.limits.tail_bytes} bytes were); "
+        f"worker.log holds the first {drain.file_bytes} bytes"
+    )
 
 
 def timeline(ev: Evidence, gaps: list[tuple[float, float]]) -> dict[str, Any]:
@@ -241,24 +272,48 @@ def _write_case(master: FakeMaster, result: CaseResult, folder: Path) -> None:
     (folder / "result.json").write_text(json.dumps(result.to_json(), indent=2) + "\n", "utf-8")
 
 
+@dataclass(frozen=True)
+class NotRun:
+    """A selected case the run left out, and why (never counted as passed)."""
+
+    case: Case
+    reason: str
+    estimated_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.case.id,
+            "category": self.case.category,
+            "title": self.case.title,
+            "reason": self.reason,
+            "estimated_s": round(self.estimated_s, 1),
+        }
+
+
 @dataclass
 class RunResult:
     config: RunConfig
     results: list[CaseResult] = field(default_factory=list)
     started_at: str = ""
     duration: float = 0.0
+    not_run: list[NotRun] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {v.value: sum(1 for r in self.results if r.verdict is v) for v in Verdict}
 
     def to_json(self) -> dict[str, Any]:
+        config = self.config
         return {
             "schema_version": RESULTS_SCHEMA_VERSION,
             "run": {
-                "label": self.config.label,
-                "worker": self.config.worker,
-                "heartbeat_interval": self.config.heartbeat_interval,
-                "user_class": self.config.user_class,
+                "label": config.label,
+                "worker": config.worker,
+                "heartbeat_interval": config.heartbeat_interval,
+                "pace": config.pace.to_json() if config.pace is not None else None,
+                "worker_timing": timing_json(config.timing),
+                "declared_timing": dict(config.declared),
+                "max_case_seconds": config.max_case_seconds,
+                "user_class": config.user_class,
                 "started_at": self.started_at,
                 "duration_s": round(self.duration, 3),
                 "harness_version": __version__,
@@ -269,6 +324,7 @@ class RunResult:
             },
             "summary": self.counts(),
             "cases": [r.to_json() for r in self.results],
+            "not_run": [n.to_json() for n in self.not_run],
         }
 
 
@@ -279,17 +335,80 @@ def _installed_version(distribution: str) -> str | None:
         return None
 
 
+def plan(cases: list[Case], config: RunConfig, excluded: list[Case] | None = None) -> tuple[list[Case], list[NotRun]]:
+    """The cases to run, and those left out: too long for ``config.max_case_seconds`` at the worker's timing, or
+    ``excluded`` (not selected by --cases)."""
+    timing = config.timing
+    limit = config.max_case_seconds
+    run: list[Case] = []
+    left: list[NotRun] = []
+    for case in cases:
+        seconds = case.seconds(timing)
+        if limit is not None and seconds > limit:
+            left.append(
+                NotRun(case, f"would take up to {seconds:.0f} s at the worker's timing (--max-case-seconds {limit:g})", seconds)
+            )
+        else:
+            run.append(case)
+    left += [NotRun(c, "not selected (--cases)", c.seconds(timing)) for c in excluded or []]
+    return run, left
+
+
 def run_catalog(
-    cases: list[Case], config: RunConfig, report: Path, progress: Callable[[int, int, CaseResult], None] | None = None
+    cases: list[Case],
+    config: RunConfig,
+    report: Path,
+    progress: Callable[[int, int, CaseResult], None] | None = None,
+    excluded: list[Case] | None = None,
+    jobs: int = 1,
 ) -> RunResult:
-    """Run ``cases`` in order, writing ``results.json`` and a folder per case under ``report``."""
-    run = RunResult(config, started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
+    """Run ``cases``, writing ``results.json`` and a folder per case under ``report``; results in catalog order.
+
+    Cases longer than ``config.max_case_seconds`` and the ``excluded`` ones are listed as not run. With
+    ``jobs`` > 1, up to that many cases run at once (each with its own fake master and worker process), the
+    longest first; cases that need a quiet machine (``Case.exclusive``) run afterwards, one at a time.
+    """
+    if jobs < 1:
+        raise ScenarioError(f"jobs: expected at least 1, got {jobs}")
+    chosen, left = plan(cases, config, excluded)
+    run = RunResult(config, started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), not_run=left)
     started = time.monotonic()
-    for i, case in enumerate(cases, start=1):
+    order = {case.id: i for i, case in enumerate(chosen)}
+    lock = threading.Lock()
+    _write_results(run, report)
+
+    def one(case: Case) -> CaseResult:
         result = run_case(case, config, report / "cases" / case.id.replace("/", "__"), report)
-        run.results.append(result)
-        if progress is not None:
-            progress(i, len(cases), result)
-        run.duration = time.monotonic() - started
-        (report / "results.json").write_text(json.dumps(run.to_json(), indent=2) + "\n", "utf-8")
+        with lock:
+            run.results.append(result)
+            run.results.sort(key=lambda r: order[r.case.id])
+            run.duration = time.monotonic() - started
+            if progress is not None:
+                progress(len(run.results), len(chosen), result)
+            _write_results(run, report)
+        return result
+
+    shared = [c for c in chosen if not c.exclusive or jobs == 1]
+    if jobs == 1:
+        for case in shared:
+            one(case)
+        return run
+    longest_first = sorted(shared, key=lambda c: -c.seconds(config.timing))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="case") as pool:
+        for future in concurrent.futures.as_completed([pool.submit(one, case) for case in longest_first]):
+            future.result()  # run_case never raises for a worker's fault; a bug of ours surfaces here
+    for case in (c for c in chosen if c.exclusive):
+        one(case)
+    return run
+
+
+def _write_results(run: RunResult, report: Path) -> None:
+    (report / "results.json").write_text(json.dumps(run.to_json(), indent=2) + "\n", "utf-8")
+
+
+def write_not_run(cases: list[Case], config: RunConfig, report: Path, reason: str) -> RunResult:
+    """A run in which nothing could be judged: ``results.json`` lists every case as not run, with ``reason``."""
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    run = RunResult(config, started_at=now, not_run=[NotRun(c, reason, c.seconds(config.timing)) for c in cases])
+    _write_results(run, report)
     return run

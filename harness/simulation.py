@@ -30,6 +30,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from harness.errors import MalformedFrame
 from harness.faults import MALFORMED_KINDS, malformed_frames
 from harness.oracles import REPLY_DEADLINE_INTERVALS, Evidence, excused_windows, judge_run
+from harness.output import OutputLine
 from harness.protocol.codec import decode, encode
 from harness.protocol.master import Inbound, MasterCore
 from harness.protocol.messages import Message, MessageType
@@ -68,7 +69,7 @@ class Simulation:
     request_period: float = 1.0  # intervals between one user's requests
     now: float = 0.0
     records: list[TraceRecord] = field(default_factory=list)
-    output: list[str] = field(default_factory=list)
+    output: list[tuple[float, str]] = field(default_factory=list)  # (when, what the worker logged)
     exit_code: int | None = None
 
     def __post_init__(self) -> None:
@@ -138,7 +139,7 @@ class Simulation:
         try:
             effects = step()
         except Exception:
-            self.output.append(traceback.format_exc())
+            self.output.append((self.now, traceback.format_exc()))
             self.exit_code = EXIT_CRASH
             return
         for effect in effects:
@@ -160,7 +161,7 @@ class Simulation:
             if self.reconnect_windows:
                 self.reconnect_windows[-1][1] = self._worker_online_at + LATENCY
         elif isinstance(effect, Log):
-            self.output.append(f"{effect.level}: {effect.text}")
+            self.output.append((self.now, f"{effect.level}: {effect.text}"))
         elif isinstance(effect, Exit):
             self.exit_code = effect.code
             self._set_users(0)
@@ -333,7 +334,7 @@ class Simulation:
             self.timing,
             self.now,
             exit_code=self.exit_code,
-            output="\n".join(self.output),
+            output=[OutputLine(t, line) for t, text in self.output for line in text.splitlines()],
             exempt=[*excused_windows(self.records), *((a, b, "reconnect") for a, b in self.reconnect_windows)],
         )
 
@@ -578,7 +579,7 @@ class SimulationMachine(RuleBasedStateMachine):
     @invariant()
     def worker_alive_unless_told(self) -> None:
         if self.sim.exit_code == EXIT_CRASH:
-            raise AssertionError(f"the worker crashed:\n{self.sim.output[-1]}")
+            raise AssertionError(f"the worker crashed:\n{self.sim.output[-1][1]}")
         if self.sim.exit_code not in (None, EXIT_OK) and not (self.quit_sent or self.sim.dead):
             raise AssertionError(f"the worker exited with {self.sim.exit_code} unprompted")
 

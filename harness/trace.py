@@ -37,6 +37,7 @@ class Kind(enum.StrEnum):
     LIVENESS = "liveness"  # the real master's rule changed a worker's liveness
     FAULT = "fault"  # a fault applied on purpose: per message, or a window edge (see ``window_note``)
     NOTE = "note"  # anything else worth a line: script steps, lifecycle, connections
+    OUTPUT = "output"  # a line the worker printed (stdout or stderr), timed when the harness read it
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,9 @@ class Trace:
 
 def format_record(record: TraceRecord, t0: float = 0.0, width: int = 160) -> str:
     """One human-readable line for a record, for printed traces."""
-    arrow = {Kind.RECV: "W->M", Kind.SEND: "M->W", Kind.SEND_FAILED: "M-xW", Kind.FAULT: "~~~~"}.get(record.kind, "    ")
+    arrow = {Kind.RECV: "W->M", Kind.SEND: "M->W", Kind.SEND_FAILED: "M-xW", Kind.FAULT: "~~~~", Kind.OUTPUT: "W>>>"}.get(
+        record.kind, "    "
+    )
     head = f"{record.t - t0:9.3f} {arrow} {record.kind.value:<11}"
     if record.kind is Kind.FAULT:
         body = f"{record.message.type:<18} {record.note}" if record.message is not None else record.note
@@ -242,7 +245,7 @@ def format_record(record: TraceRecord, t0: float = 0.0, width: int = 160) -> str
 
 WINDOW_EDGES = ("start", "end")
 # Labels the fake master uses; storms are numbered ("storm#1") so that overlapping storms pair up.
-WINDOW_LABELS = ("fault-plan", "pause-reading", "master-silence", "master-down", "master-death", "storm")
+WINDOW_LABELS = ("fault-plan", "pause-reading", "master-silence", "master-down", "master-death", "storm", "stack-dump")
 
 
 def window_note(label: str, edge: str, detail: str = "") -> str:

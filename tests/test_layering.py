@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SANS_IO = [*sorted((ROOT / "harness" / "protocol").glob("*.py")), ROOT / "worker" / "session.py"]
+SANS_IO = [
+    *sorted((ROOT / "harness" / "protocol").glob("*.py")),
+    ROOT / "worker" / "session.py",
+    *(ROOT / "harness" / name for name in ("output.py", "zmq_errors.py", "worker_timing.py")),
+]
 IO_MODULES = {"time", "threading", "socket", "select", "selectors", "asyncio", "subprocess", "zmq", "psutil", "os", "signal"}
 
 
@@ -33,7 +37,18 @@ def test_sans_io_module_imports_no_io(path: Path) -> None:
 def test_only_adapters_read_the_clock() -> None:
     """Within harness/, only the clock and the adapters that run processes and sockets (or time whole runs) import time."""
     readers = {p.name for p in (ROOT / "harness").rglob("*.py") if "time" in imported_roots(p) and "peers" not in p.parts}
-    assert readers <= {"clock.py", "owner.py", "launcher.py", "scenario.py", "runner.py", "mutation.py", "explore.py"}, readers
+    adapters = {
+        "clock.py",
+        "owner.py",
+        "launcher.py",
+        "scenario.py",
+        "runner.py",
+        "mutation.py",
+        "explore.py",
+        "pace.py",
+        "stacks.py",
+    }
+    assert readers <= adapters, readers
 
 
 def test_import_linter_contracts_hold() -> None:

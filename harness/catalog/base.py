@@ -6,17 +6,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import signal
+
 from fakemaster.master import FakeMaster
-from fakemaster.script import first_message_or_exit
-from harness.errors import ExpectationFailed, LaunchError
-from harness.launcher import WorkerProcess, describe_exit
-from harness.oracles import Oracle
+from harness.launcher import WorkerProcess
+from harness.oracles import SHUTDOWN_NOTE, Oracle
 from harness.protocol.messages import MessageType
 from harness.protocol.timing import Timing
+from harness.startup import STARTUP_TIMEOUT, StartupFailed, wait_for_registration
 from harness.trace import TraceRecord
 from harness.verdicts import Finding, Verdict
+from harness.worker_timing import KEYS
 
-STARTUP_TIMEOUT = 20.0  # wall seconds for a worker's first message (a cold JVM or Locust import can be slow)
 CATEGORIES = ("handshake", "heartbeat", "spawn", "stop-quit", "stats", "reconnect", "malformed", "storms", "timing")
 
 
@@ -30,10 +31,15 @@ class Case:
     expectation: str
     spec: str  # section of the wire spec (shared/reference/locust-protocol.md)
     body: Callable[[CaseContext], None]
-    budget: float  # the most this case may take, in heartbeat intervals (after the worker's first message)
-    heartbeat_interval: float | None = None  # a case that needs a different time compression
+    budget: float  # the most this case may take, in heartbeat intervals (after the worker's first message) ...
+    waits: tuple[tuple[str, float], ...] = ()  # ... plus these many of the worker's other periods (worker_timing.KEYS)
     oracles: tuple[Oracle, ...] = ()  # extra oracles beyond the default set
     setup: Callable[[FakeMaster], None] | None = None  # runs on the master before the worker starts
+    exclusive: bool = False  # needs a quiet machine (floods): never runs beside other cases
+
+    def seconds(self, timing: Timing) -> float:
+        """The most this case may take at the worker's ``timing`` (what --max-case-seconds compares)."""
+        return self.budget * timing.heartbeat_interval + sum(n * float(getattr(timing, KEYS[key])) for key, n in self.waits)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -43,7 +49,7 @@ class Case:
             "expectation": self.expectation,
             "spec": self.spec,
             "budget_intervals": self.budget,
-            "heartbeat_interval": self.heartbeat_interval,
+            "budget_waits": dict(self.waits),
         }
 
 
@@ -66,23 +72,21 @@ class CaseContext:
         """Seconds in ``intervals`` heartbeat intervals."""
         return intervals * self.interval
 
+    def reports(self, n: float) -> float:
+        """``n`` of the worker's stats report intervals, in heartbeat intervals (the worker's own ratio)."""
+        return n * self.timing.report_interval / self.interval
+
+    def timeouts(self, n: float) -> float:
+        """``n`` of the worker's master-silence timeouts, in heartbeat intervals."""
+        return n * self.timing.master_heartbeat_timeout / self.interval
+
     # -- waiting -------------------------------------------------------------------------------
 
-    def first_message(self) -> TraceRecord:
-        record = first_message_or_exit(self.master, self.process, STARTUP_TIMEOUT)
-        if record is None:
-            code = self.process.poll()
-            tail = self.process.output(tail_lines=12) or "(no output)"
-            if code is not None:
-                raise LaunchError(
-                    "launch",
-                    "a worker process that connects",
-                    f"it ended ({describe_exit(code)}) before sending anything:\n{tail}",
-                )
-            raise ExpectationFailed(
-                "startup", f"a first message within {STARTUP_TIMEOUT:g} s of starting", f"nothing; output:\n{tail}"
-            )
-        return record
+    def first_message(self) -> None:
+        """Wait for the worker's first message; raise StartupFailed saying why it never came."""
+        failure = wait_for_registration(self.master, self.process)
+        if failure is not None:
+            raise StartupFailed(failure)
 
     def expect(self, message_type: str, within: float, where: Callable[[Any], bool] | None = None, what: str = "") -> TraceRecord:
         """The next ``message_type`` within ``within`` intervals whose data satisfies ``where``."""
@@ -138,9 +142,22 @@ class CaseContext:
         self.process.wait(self.s(exit_within))  # the shutdown oracle judges whether it exited
 
     def require_exit(self, within: float) -> None:
-        code = self.process.wait(self.s(within))
+        """Expect the process to end within ``within`` intervals (FAILED shutdown.exit if it does not)."""
+        self.require_exit_s(self.s(within))
+
+    def require_exit_s(self, seconds: float) -> None:
+        code = self.process.wait(seconds)
         if code is None:
-            self.note(Verdict.FAILED, "shutdown.exit", f"the process exits within {self.s(within):.2f} s", "still running")
+            self.note(Verdict.FAILED, "shutdown.exit", f"the process exits within {seconds:.2f} s", "still running")
+
+    def signal_worker(self, sig: signal.Signals) -> None:
+        """Send ``sig`` to the worker's process group as its OS would; what it prints from then on is its shutdown."""
+        self.master.note(f"{SHUTDOWN_NOTE}{sig.name} sent by the case")
+        self.process.signal_group(sig)
+
+    def shutdown_expected(self, why: str) -> None:
+        """From now on the worker is expected to be shutting down on its own (its output is judged as a shutdown's)."""
+        self.master.note(f"{SHUTDOWN_NOTE}{why}")
 
     def note(self, verdict: Verdict, oracle: str, expected: str, observed: str) -> None:
         """Record a case-specific finding."""
@@ -170,18 +187,24 @@ def case(
     spec: str,
     budget: float,
     *,
-    heartbeat_interval: float | None = None,
+    waits: dict[str, float] | None = None,
     oracles: tuple[Oracle, ...] = (),
     setup: Callable[[FakeMaster], None] | None = None,
+    exclusive: bool = False,
 ) -> Callable[[Body], Body]:
     """Register a case body under a stable id."""
     if category not in CATEGORIES:
         raise ValueError(f"unknown category {category!r}")
+    unknown = set(waits or {}) - set(KEYS)
+    if unknown:
+        raise ValueError(f"unknown periods {sorted(unknown)} in waits of {id}")
 
     def register(body: Body) -> Body:
         if id in REGISTRY:
             raise ValueError(f"duplicate case id {id}")
-        REGISTRY[id] = Case(id, category, title, expectation, spec, body, budget, heartbeat_interval, oracles, setup)
+        REGISTRY[id] = Case(
+            id, category, title, expectation, spec, body, budget, tuple((waits or {}).items()), oracles, setup, exclusive
+        )
         return body
 
     return register

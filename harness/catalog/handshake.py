@@ -31,14 +31,16 @@ def first_message(ctx: CaseContext) -> None:
     "handshake/02-retry-until-ack",
     "handshake",
     "client_ready is retried until acked",
-    "without an ack, client_ready is re-sent every connect timeout (5 intervals); heartbeats start only after the ack",
+    "without an ack, client_ready is re-sent every connect timeout (Locust: 5 s); heartbeats start only after the ack",
     "§3.1",
-    16,
+    6,
+    waits={"connect-timeout": 1.6},
     setup=_no_auto_ack,
 )
 def retry_until_ack(ctx: CaseContext) -> None:
     first = ctx.master.expect(MessageType.CLIENT_READY, 20)
-    ctx.expect(MessageType.CLIENT_READY, 8, what="re-sent after the connect timeout")
+    within = 1.6 * ctx.timing.connect_timeout / ctx.interval
+    ctx.expect(MessageType.CLIENT_READY, within, what="re-sent after the connect timeout")
     if any(r.t > first.t for r in ctx.master.trace.records() if r.type == MessageType.HEARTBEAT):
         ctx.note(
             Verdict.INFORMATIONAL,

@@ -84,15 +84,17 @@ def dropped_replies(ctx: CaseContext) -> None:
     "heartbeat/06-resources-reported",
     "heartbeat",
     "CPU and memory are reported",
-    "current_memory_usage becomes a positive RSS within the CPU monitor interval (10 intervals)",
+    "current_memory_usage becomes a positive RSS within the CPU monitor interval (Locust: 10 s)",
     "§3.2",
-    16,
+    3,
+    waits={"cpu-monitor": 1.3},
 )
 def resources_reported(ctx: CaseContext) -> None:
     ctx.handshake()
+    within = 1.3 * ctx.timing.cpu_monitor_interval
     found = ctx.master.wait_for(
         MessageType.HEARTBEAT,
-        ctx.s(13),
+        within,
         where=lambda r: (
             r.message is not None
             and isinstance(r.message.data, dict)
@@ -104,6 +106,6 @@ def resources_reported(ctx: CaseContext) -> None:
         ctx.note(
             Verdict.INFORMATIONAL,
             "heartbeat.resources",
-            "a positive current_memory_usage within 13 intervals",
+            f"a positive current_memory_usage within {within:g} s (1.3 CPU monitor intervals)",
             "always 0 or absent (the master shows no memory for this worker)",
         )

@@ -7,10 +7,10 @@ from harness.protocol.messages import MessageType
 from harness.trace import Kind
 from harness.verdicts import Verdict
 
-FAST = 0.05  # these cases wait out the master-silence timeout (60 intervals): compress harder
-# Slack after the 60-interval timeout before a worker counts as never leaving: Locust checks the timeout only
-# once a second (an uncompressed sleep(1)), so half the timeout (1.5 s at FAST).
-MARGIN = 30
+# These cases wait out the worker's own master-silence timeout (Locust: 60 s), at its real length: no case changes a
+# worker's timing. Slack after it before a worker counts as never leaving: half the timeout (Locust checks it
+# once a second, and a worker may round up).
+MARGIN = 0.5
 
 
 def _accepted_since(ctx: CaseContext, t: float) -> bool:
@@ -61,22 +61,24 @@ def master_restart(ctx: CaseContext) -> None:
     "reconnect/03-master-silence-timeout",
     "reconnect",
     "A silent master is given up after the timeout",
-    "with no master heartbeat for 60 intervals the worker sends quit and exits (optional in the spec)",
+    "with no master heartbeat for the worker's master timeout (Locust: 60 s) the worker sends quit and exits "
+    "(optional in the spec)",
     "§5.3, §7.1.8",
-    100,
-    heartbeat_interval=FAST,
+    10,
+    waits={"master-timeout": 1 + MARGIN},
 )
 def master_silence(ctx: CaseContext) -> None:
     ctx.handshake()
     silent_from = ctx.master.clock.now()
     ctx.master.set_auto(heartbeat=False)
     timeout = ctx.timing.master_heartbeat_timeout
-    quit_msg = ctx.master.wait_for(MessageType.QUIT, timeout + ctx.s(MARGIN))
+    patience = timeout * (1 + MARGIN)
+    quit_msg = ctx.master.wait_for(MessageType.QUIT, patience)
     if quit_msg is None:
         ctx.note(
             Verdict.UNIMPLEMENTED,
             "shutdown.master-silence",
-            f"quit within {timeout + ctx.s(MARGIN):.2f} s of silence",
+            f"quit within {patience:.2f} s of silence",
             "the worker never gave up on the silent master",
         )
         return
@@ -87,24 +89,27 @@ def master_silence(ctx: CaseContext) -> None:
             f"no quit before {timeout:.2f} s of silence",
             f"quit after {quit_msg.t - silent_from:.2f} s",
         )
-    ctx.require_exit(MARGIN)
+    ctx.require_exit_s(timeout * MARGIN)
 
 
 @case(
     "reconnect/04-master-death",
     "reconnect",
     "Load stops after the master dies",
-    "the master closes for good; within the master-silence timeout the worker stops its users and exits",
+    "the master closes for good; within the worker's master-silence timeout it stops its users and exits",
     "§5.3",
-    100,
-    heartbeat_interval=FAST,
+    14,
+    waits={"master-timeout": 1 + MARGIN},
 )
 def master_death(ctx: CaseContext) -> None:
     ctx.handshake()
     ctx.spawn(2)
     ctx.master.die()
-    deadline = ctx.timing.master_heartbeat_timeout + ctx.s(MARGIN)
-    if ctx.process.wait(deadline) is None:
+    timeout = ctx.timing.master_heartbeat_timeout
+    deadline = timeout * (1 + MARGIN)
+    if ctx.process.wait(0.9 * timeout) is None:
+        ctx.shutdown_expected("its master-silence timeout after the master's death")
+    if ctx.process.wait(deadline - 0.9 * timeout) is None:
         ctx.note(
             Verdict.UNIMPLEMENTED,
             "shutdown.master-death",
@@ -117,14 +122,14 @@ def master_death(ctx: CaseContext) -> None:
     "reconnect/05-short-silence-tolerated",
     "reconnect",
     "A short master silence is tolerated",
-    "30 intervals without master heartbeats (half the timeout) must not make the worker quit",
+    "half the worker's master timeout (Locust: 30 s) without master heartbeats must not make the worker quit",
     "§5.3",
-    40,
-    heartbeat_interval=FAST,
+    10,
+    waits={"master-timeout": 0.5},
 )
 def short_silence(ctx: CaseContext) -> None:
     ctx.handshake()
     ctx.master.set_auto(heartbeat=False)
-    ctx.observe(30)
+    ctx.observe(ctx.timeouts(0.5))
     ctx.master.set_auto(heartbeat=True)
     ctx.expect_none(MessageType.QUIT, 4)

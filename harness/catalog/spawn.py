@@ -50,7 +50,8 @@ def scale(ctx: CaseContext) -> None:
     "A spawn older than the last one is discarded",
     "a spawn whose timestamp is older gets 'spawning' (Locust sends it before the check) but is not applied",
     "§3.4",
-    16,
+    8,
+    waits={"report": 2.7},
 )
 def stale_timestamp(ctx: CaseContext) -> None:
     ctx.handshake()
@@ -64,7 +65,7 @@ def stale_timestamp(ctx: CaseContext) -> None:
     )
     if applied is not None:
         ctx.note(Verdict.FAILED, "spawn.stale", "the stale spawn (4 users) discarded", "spawning_complete with 4 users")
-    ctx.expect(MessageType.STATS, 14, where=lambda d: _users(d) == 2, what="still reporting 2 users")
+    ctx.expect(MessageType.STATS, ctx.reports(2.7), where=lambda d: _users(d) == 2, what="still reporting 2 users")
 
 
 @case(
@@ -101,7 +102,8 @@ def zero_users(ctx: CaseContext) -> None:
     "A burst of spawns ends at the last count",
     "five spawns 10 ms apart (1..5 users): the worker ends with 5 users and says so",
     "§3.4",
-    12,
+    6,
+    waits={"report": 2.7},
 )
 def rapid_sequence(ctx: CaseContext) -> None:
     ctx.handshake()
@@ -109,7 +111,7 @@ def rapid_sequence(ctx: CaseContext) -> None:
         ctx.spawn(users, complete=False)
         ctx.master.sleep(0.01)
     ctx.spawn(5)
-    ctx.expect(MessageType.STATS, 8, where=lambda d: _users(d) == 5, what="reporting 5 users")
+    ctx.expect(MessageType.STATS, ctx.reports(2.7), where=lambda d: _users(d) == 5, what="reporting 5 users")
 
 
 @case(

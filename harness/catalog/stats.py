@@ -34,17 +34,20 @@ def _stats(ctx: CaseContext) -> list[tuple[float, dict[str, Any]]]:
     "stats/01-cadence",
     "stats",
     "Stats every report interval",
-    "the first report right after the ack, then one every report interval (3 heartbeat intervals), at most 1.5 x late",
+    "the first report right after the ack, then one every report interval (Locust: 3 s), at most 1.5 x late",
     "§3.6",
-    14,
+    4,
+    waits={"report": 2.4},
 )
 def cadence(ctx: CaseContext) -> None:
     ctx.handshake()
-    ctx.observe(7)
+    ctx.observe(ctx.reports(2.4))
     times = [t for t, _ in _stats(ctx)]
     report = ctx.timing.report_interval
     if len(times) < 2:
-        ctx.note(Verdict.FAILED, "stats.cadence", f"a report every {report:.2f} s", f"{len(times)} report(s) in {ctx.s(7):.2f} s")
+        ctx.note(
+            Verdict.FAILED, "stats.cadence", f"a report every {report:.2f} s", f"{len(times)} report(s) in {2.4 * report:.2f} s"
+        )
         return
     gap = max(b - a for a, b in zip(times, times[1:], strict=False))
     if gap > 1.5 * report:
@@ -57,12 +60,13 @@ def cadence(ctx: CaseContext) -> None:
     "Stats are consistent while users run",
     "every report fits the schema; histogram, per-second and total counts agree; requests are counted",
     "§3.6",
-    14,
+    8,
+    waits={"report": 2},
 )
 def integrity_running(ctx: CaseContext) -> None:
     ctx.handshake()
     ctx.spawn(4)
-    ctx.observe(6)
+    ctx.observe(ctx.reports(2))
     if not any(d.get("stats_total", {}).get("num_requests", 0) > 0 for _, d in _stats(ctx)):
         ctx.note(Verdict.INFORMATIONAL, "stats.requests", "requests counted while 4 users run", "every report counts 0 requests")
 
@@ -73,12 +77,13 @@ def integrity_running(ctx: CaseContext) -> None:
     "The real master's code merges the stats",
     "Locust's own StatsEntry/StatsError code (run in a subprocess) merges every report without an error",
     "§3.6",
-    14,
+    8,
+    waits={"report": 2},
 )
 def mergeable(ctx: CaseContext) -> None:
     ctx.handshake()
     ctx.spawn(3)
-    ctx.observe(6)
+    ctx.observe(ctx.reports(2))
     reports = [d for _, d in _stats(ctx)]
     if importlib.util.find_spec("locust") is None:
         ctx.note(Verdict.INFORMATIONAL, "stats.merge", "a merge by Locust's code", "not checked: Locust is not installed")
@@ -111,14 +116,15 @@ def mergeable(ctx: CaseContext) -> None:
     "Stats carry the running user counts",
     "after spawning 3 users, a report says user_count 3 and user_classes_count {class: 3}",
     "§3.6",
-    12,
+    6,
+    waits={"report": 2.7},
 )
 def user_count(ctx: CaseContext) -> None:
     ctx.handshake()
     ctx.spawn(3)
     ctx.expect(
         MessageType.STATS,
-        8,
+        ctx.reports(2.7),
         where=lambda d: (
             isinstance(d, dict)
             and d.get("user_count") == 3
@@ -151,8 +157,11 @@ def final_on_quit(ctx: CaseContext) -> None:
     "earlier seconds with their full counts",
     "§3.6",
     24,
+    waits={"report": 4},
 )
 def deltas(ctx: CaseContext) -> None:
     ctx.handshake()
     ctx.spawn(4)
-    ctx.observe(18)  # 3.6 s at 0.2 s: three second boundaries, each seen by a report and then by later ones
+    # Requests are counted per wall-clock second: at least three second boundaries (3.6 s), each seen by a report
+    # and then by later ones, and at least four reports.
+    ctx.observe(max(3.6 / ctx.interval, ctx.reports(4)))

@@ -112,7 +112,7 @@ def quit_while_ready(ctx: CaseContext) -> None:
 def sigterm_sends_quit(ctx: CaseContext) -> None:
     ctx.handshake()
     ctx.spawn(1)
-    ctx.process.signal_group(signal.SIGTERM)
+    ctx.signal_worker(signal.SIGTERM)
     if ctx.master.wait_for(MessageType.QUIT, ctx.s(6)) is None:
         ctx.note(
             Verdict.NON_STRICT,

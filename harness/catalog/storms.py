@@ -28,6 +28,7 @@ def _storm(ctx: CaseContext, mix: tuple[tuple[str, float], ...], intervals: floa
     "while the master sends ~3000 unknown-type messages/s for 5 intervals, heartbeats keep their cadence",
     "§3.0, §5.2",
     16,
+    exclusive=True,
 )
 def unknown_flood(ctx: CaseContext) -> None:
     ctx.handshake()
@@ -43,6 +44,7 @@ def unknown_flood(ctx: CaseContext) -> None:
     "~3000 master heartbeats/s for 5 intervals; the worker's own heartbeats keep their cadence",
     "§3.2, §5.2",
     16,
+    exclusive=True,
 )
 def heartbeat_flood(ctx: CaseContext) -> None:
     ctx.handshake()
@@ -58,6 +60,7 @@ def heartbeat_flood(ctx: CaseContext) -> None:
     "heartbeats, unknown types, garbage and wrong-arity frames mixed; the worker stays alive and on cadence",
     "§7.2",
     16,
+    exclusive=True,
 )
 def mixed_flood(ctx: CaseContext) -> None:
     ctx.handshake()
@@ -73,6 +76,7 @@ def mixed_flood(ctx: CaseContext) -> None:
     "stale spawns (timestamp 0) at high rate: none is applied, heartbeats keep their cadence",
     "§3.4, §5.2",
     16,
+    exclusive=True,
 )
 def stale_spawn_flood(ctx: CaseContext) -> None:
     ctx.handshake()

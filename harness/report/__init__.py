@@ -10,6 +10,7 @@ import datetime
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.errors import ScenarioError
 from harness.report.html import write_site
@@ -53,9 +54,24 @@ def compare_runs(folders: list[Path], out: Path) -> ReportFiles:
         "generated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "implementations": [{**r.meta, "label": r.label, "source": str(r.folder)} for r in runs],
         "cases": {
-            case_id: {r.label: (c["verdict"] if (c := r.case(case_id)) else None) for r in runs}
-            for case_id in dict.fromkeys(c["id"] for r in runs for c in r.cases)
+            case_id: {r.label: _cell(r, case_id) for r in runs}
+            for case_id in dict.fromkeys(
+                [*(c["id"] for r in runs for c in r.cases), *(n["id"] for r in runs for n in _not_run(r))]
+            )
         },
     }
     (out / "compare.json").write_text(json.dumps(matrix, indent=2) + "\n", "utf-8")
     return ReportFiles(out, index, junit)
+
+
+def _not_run(run: LoadedRun) -> list[dict[str, Any]]:
+    left: list[dict[str, Any]] = run.doc.get("not_run", [])
+    return left
+
+
+def _cell(run: LoadedRun, case_id: str) -> str | None:
+    """A case's verdict in ``run``, ``NOT-RUN`` if the run left it out, None if the run never knew it."""
+    case = run.case(case_id)
+    if case is not None:
+        return str(case["verdict"])
+    return "NOT-RUN" if any(n["id"] == case_id for n in _not_run(run)) else None

@@ -32,6 +32,7 @@ VERDICT_MEANINGS = {
 }
 ARTIFACT_FILES = ("trace.txt", "trace.jsonl", "worker.log", "stack.txt", "result.json")
 INDEX = "index.html"
+STACK_CHARS = 200_000  # of stack.txt shown on the case page (the file is linked whole)
 
 
 @dataclass(frozen=True)
@@ -65,18 +66,22 @@ def case_rows(columns: list[Column]) -> list[dict[str, Any]]:
     for column in columns:
         for case in column.run.cases:
             order.setdefault(case["id"], case)
+    for column in columns:
+        for left in column.run.doc.get("not_run", []):
+            order.setdefault(left["id"], left)
     rows = []
     for case_id, case in order.items():
         cells: list[dict[str, Any] | None] = []
         for column in columns:
             mine = column.run.case(case_id)
             if mine is None:
-                cells.append(None)
+                left = next((n for n in column.run.doc.get("not_run", []) if n["id"] == case_id), None)
+                cells.append(None if left is None else {"verdict": "NOT-RUN", "tip": f"not run: {left['reason']}"})
                 continue
             bad = [f for f in mine["findings"] if f["verdict"] == mine["verdict"] and f["verdict"] != "OK"]
             tip = f"{mine['verdict']} [{bad[0]['oracle']}]: {bad[0]['observed']}"[:300] if bad else mine["verdict"]
             cells.append({"verdict": mine["verdict"], "href": column.page(mine), "tip": tip, "gap": mine["max_heartbeat_gap_s"]})
-        verdicts = sorted({c["verdict"] for c in cells if c}, key=lambda v: rank(Verdict(v)))
+        verdicts = sorted({c["verdict"] for c in cells if c and c["verdict"] != "NOT-RUN"}, key=lambda v: rank(Verdict(v)))
         rows.append(
             {
                 "id": case_id,
@@ -143,6 +148,7 @@ def write_case_page(columns: list[Column], column: Column, case: dict[str, Any],
             why_no_picture=why_no_picture,
             wire=read_wire_log(source / "trace.jsonl"),
             files=[name for name in ARTIFACT_FILES if (source / name).is_file()],
+            stack=_stack_text(source / "stack.txt"),
             others=others,
             matrix=os.path.relpath(out / INDEX, here),
         )
@@ -150,6 +156,18 @@ def write_case_page(columns: list[Column], column: Column, case: dict[str, Any],
     path = folder / INDEX
     path.write_text(page, "utf-8")
     return path
+
+
+def _stack_text(path: Path) -> str:
+    """The stack dump to show on the case page (bounded; the file is linked whole)."""
+    if not path.is_file():
+        return ""
+    text = path.read_text("utf-8", "replace")
+    return (
+        text
+        if len(text) <= STACK_CHARS
+        else text[:STACK_CHARS] + f"\n... ({len(text) - STACK_CHARS} more characters in stack.txt)"
+    )
 
 
 def write_site(runs: list[LoadedRun], out: Path, *, in_place: bool, title: str = "locust-conformance report") -> Path:

@@ -54,14 +54,15 @@ def _first_bad(case: dict[str, Any]) -> str:
 def junit_suite(run: LoadedRun) -> ET.Element:
     """A ``<testsuite>`` for one run."""
     cases = run.cases
+    not_run: list[dict[str, Any]] = run.doc.get("not_run", [])
     count = {v: sum(1 for c in cases if c["verdict"] == v) for v in ("FAILED", "UNKNOWN", *SKIPPED)}
     suite = ET.Element(
         "testsuite",
         name=f"locust-conformance[{run.label}]",
-        tests=str(len(cases)),
+        tests=str(len(cases) + len(not_run)),
         failures=str(count["FAILED"]),
         errors=str(count["UNKNOWN"]),
-        skipped=str(count["INFORMATIONAL"] + count["UNIMPLEMENTED"]),
+        skipped=str(count["INFORMATIONAL"] + count["UNIMPLEMENTED"] + len(not_run)),
         time=f"{float(run.meta['duration_s']):.3f}",
         timestamp=str(run.meta["started_at"]),
         hostname=str(run.meta.get("hostname", "")),
@@ -89,6 +90,11 @@ def junit_suite(run: LoadedRun) -> ET.Element:
             ET.SubElement(element, "skipped", message=f"{verdict}: {_first_bad(case)}").text = text
         else:
             ET.SubElement(element, "system-out").text = text
+    for left in not_run:  # left out by the run: skipped, never passed
+        element = ET.SubElement(
+            suite, "testcase", classname=f"locust-conformance[{run.label}].{left['category']}", name=left["id"], time="0.000"
+        )
+        ET.SubElement(element, "skipped", message=f"not run: {left['reason']}")
     return suite
 
 

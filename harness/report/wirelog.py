@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ARROWS = {"recv": "W→M", "send": "M→W", "send-failed": "M✗W", "fault": "fault", "liveness": "rule", "note": "note"}
+ARROWS = {
+    "recv": "W→M",
+    "send": "M→W",
+    "send-failed": "M✗W",
+    "fault": "fault",
+    "liveness": "rule",
+    "note": "note",
+    "output": "W out",  # a line the worker printed, at the time the harness read it
+}
 KEEP_OF_A_RUN = 3  # records of a run of alike records shown before the rest is folded into one row
 MAX_ROWS = 4000  # rows per page; the full trace is always linked
 SUMMARY_CHARS = 140
@@ -116,7 +124,7 @@ def _row(record: dict[str, Any]) -> WireRow:
         payload, summary = "", ""
     if kind == "fault" and "type" in record:
         summary = f"{record['type']}: {note}"
-    elif kind in ("fault", "note", "liveness") or not summary:
+    elif kind in ("fault", "note", "liveness", "output") or not summary:
         summary = note
     elif note:  # a message's own note: why a send failed, a deferral or release by a fault, the garbage sent...
         summary = f"{summary}  — {note}"

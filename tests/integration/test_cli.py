@@ -37,7 +37,7 @@ def test_run_catalog_subset_writes_results(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "[  1/2] spawn/01-basic" in done.stdout and "OK 2" in done.stdout
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["schema_version"] == 2 and results["summary"]["OK"] == 2
+    assert results["schema_version"] == 3 and results["summary"]["OK"] == 2
     assert (tmp_path / "junit.xml").is_file() and (tmp_path / "index.html").is_file() and "report:" in done.stdout
     assert [c["id"] for c in results["cases"]] == ["spawn/01-basic", "stop-quit/06-quit-while-ready"]
     assert all(c["verdict"] == "OK" and c["duration_s"] > 0 for c in results["cases"])
@@ -88,7 +88,10 @@ def test_worker_command_that_cannot_start_is_unknown_not_a_pass(tmp_path: Path) 
         "run", "--worker", "no-such-worker-binary --port {port}", "--cases", "handshake/01*", "--report", str(tmp_path)
     )
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "UNKNOWN" in done.stdout and "command not found" in done.stdout
+    assert "UNKNOWN [launch]" in done.stderr and "command not found" in done.stderr  # said once, before any case
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["cases"] == [] and results["summary"]["OK"] == 0
+    assert len(results["not_run"]) == 57 and "never registered" in results["not_run"][0]["reason"]
 
 
 @pytest.mark.parametrize(
@@ -153,6 +156,6 @@ def test_catalog_page_is_in_step_with_the_code() -> None:
 
 
 def test_a_report_that_cannot_be_written_is_a_harness_failure_not_a_pass(tmp_path: Path) -> None:
-    (tmp_path / "results.json").write_text('{"schema_version": 2, "run": {}, "summary": {}, "cases": []}')
+    (tmp_path / "results.json").write_text('{"schema_version": 3, "run": {}, "summary": {}, "cases": [], "not_run": []}')
     done = run_cli("report", str(tmp_path))
     assert done.returncode == 3 and "does not match the results schema" in done.stderr and "$.run" in done.stderr

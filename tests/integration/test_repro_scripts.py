@@ -60,7 +60,7 @@ def test_passes_against_the_clean_worker(script: str) -> None:
 def test_a_worker_that_does_not_start_is_not_judged() -> None:
     done = run("deadlock_lock_across_recv.py", "--worker", f"{sys.executable} -c 'import sys; sys.exit(4)' {{port}}")
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "COULD NOT JUDGE: the worker never sent a message: it ended (exit code 4)" in done.stdout
+    assert "COULD NOT JUDGE: the worker never registered (UNKNOWN [launch]): it ended (exit code 4)" in done.stdout
 
 
 def test_a_bad_worker_template_is_a_usage_error() -> None:

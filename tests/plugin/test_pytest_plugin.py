@@ -192,3 +192,32 @@ def test_ok_passes_and_non_strict_warns() -> None:
         outcome(_result(Verdict.NON_STRICT), strict=False)
     with pytest.raises(VerdictFailure):
         outcome(_result(Verdict.NON_STRICT), strict=True)
+
+
+# -- a worker at its own pace --------------------------------------------------------------------------
+
+OWN_PACE = "{python} -m worker --master-host {host} --master-port {port} --heartbeat-interval 0.5"
+
+
+def test_a_worker_at_its_own_pace_is_measured_and_long_cases_are_not_run(pytester: pytest.Pytester) -> None:
+    """No {heartbeat_interval}: the plugin probes the worker's pace once, runs at it, and skips (as "not run") the cases
+    longer than --lc-max-case-seconds at that pace (reconnect/03 waits out the worker's 30 s master timeout here)."""
+    cases = "handshake/01*,reconnect/03*"
+    result = run(pytester, "--lc-worker", OWN_PACE, "--lc-cases", cases, "--lc-max-case-seconds", "20", "--lc-report", "r")
+    result.assert_outcomes(passed=1, skipped=1)
+    out = result.stdout.str()
+    assert "not run: would take up to 50 s at the worker's timing (--max-case-seconds 20)" in out
+    doc = json.loads((pytester.path / "r" / "main" / "results.json").read_text())
+    assert doc["run"]["heartbeat_interval"] == 0.5 and doc["run"]["pace"]["mode"] == "auto"
+
+
+def test_an_interval_the_worker_does_not_follow_fails_with_its_pace(pytester: pytest.Pytester) -> None:
+    result = run(pytester, "--lc-worker", OWN_PACE, "--lc-cases", "handshake/01*", "--lc-heartbeat-interval", "0.1")
+    result.assert_outcomes(failed=1)
+    assert "does not follow --heartbeat-interval 0.1" in result.stdout.str()
+
+
+def test_bad_timing_options_are_usage_errors(pytester: pytest.Pytester) -> None:
+    for option, value in (("--lc-heartbeat-interval", "soon"), ("--lc-worker-timing", "report"), ("--lc-max-case-seconds", "0")):
+        result = run(pytester, "--lc-worker", "reference", option, value)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, (option, result.stderr.str())

@@ -30,6 +30,8 @@ from harness.oracles import (
     excused_windows,
     judge,
 )
+from harness.oracles import SHUTDOWN_NOTE
+from harness.output import OutputLine
 from harness.protocol.codec import encode, encode_parts
 from harness.protocol.master import MasterCore
 from harness.protocol.messages import Message, MessageType
@@ -137,6 +139,9 @@ class TraceBuilder:
     def fault(self, t: float, note: str) -> None:
         self._add(t, Kind.FAULT, note=note)
 
+    def note(self, t: float, note: str) -> None:
+        self._add(t, Kind.NOTE, note=note)
+
     # -- the result -------------------------------------------------------------------------------
 
     def trace(self) -> Trace:
@@ -145,7 +150,10 @@ class TraceBuilder:
             trace.append(t, kind, **fields)
         return trace
 
-    def evidence(self, end: float, timing: Timing = LOCUST_TIMING, **kw: Any) -> Evidence:
+    def evidence(self, end: float, timing: Timing = LOCUST_TIMING, output_at: float = 1.0, **kw: Any) -> Evidence:
+        """The evidence up to ``end``; an ``output`` given as text was printed at ``output_at`` (one line each)."""
+        if isinstance(kw.get("output"), str):
+            kw["output"] = [OutputLine(self.t0 + output_at, line) for line in kw["output"].splitlines()]
         return Evidence(self.trace().records(), self.t0, timing, self.t0 + end, **kw)
 
 
@@ -536,24 +544,39 @@ def test_exit_codes_that_are_not_crashes(code: int | None) -> None:
 @pytest.mark.parametrize(
     ("line", "meaning"),
     [
-        ("Assertion failed: !_more (src/mailbox.cpp:99)", "libzmq assertion (concurrent socket use)"),
-        ("Assertion failed: ok (src/signaler.cpp:384)", "libzmq assertion (concurrent socket use)"),
-        ("org.zeromq.ZMQException: Errno 156384765", "ZMQ errno 156384765"),
-        ("zmq.error.ZMQError: Operation cannot be accomplished in current state", "ZMQ EFSM"),
-        ("error: EFSM while sending", "ZMQ EFSM"),
-        ("zmq.error.ContextTerminated: Context was terminated", "ZMQ ETERM"),
-        ("Fatal Python error: Segmentation fault", "segfault / fatal runtime error"),
+        ("Assertion failed: !_more (src/mailbox.cpp:99)", "a libzmq assertion failure"),
+        ("Assertion failed: ok (src/signaler.cpp:384)", "a libzmq assertion failure"),
+        ("org.zeromq.ZMQException: Errno 156384765", "ZMQ ETERM (errno 156384765, 'Context was terminated'"),
+        ("org.zeromq.ZMQException: Errno 156384763", "ZMQ EFSM (errno 156384763"),
+        ("zmq.error.ZMQError: Operation cannot be accomplished in current state", "ZMQ EFSM ('Operation cannot"),
+        ("zmq.error.ContextTerminated: Context was terminated", "ZMQ ETERM ('Context was terminated'"),
+        ("Fatal Python error: Segmentation fault", "a fatal Python runtime error"),
         ("free(): double free detected in tcache 2", "heap corruption"),
-        ('Exception in thread "heartbeat" java.lang.IllegalStateException: socket busy', "an uncaught exception in a thread"),
+        ("corrupted size vs. prev_size", "heap corruption"),
+        ("corrupted double-linked list", "heap corruption"),
+        ("malloc(): unaligned tcache chunk detected", "heap corruption"),
+        ("Segmentation fault (core dumped)", "a segmentation fault"),
+        ("received SIGSEGV in the I/O thread", "a segmentation fault"),
+        (
+            "[2024] host/CRITICAL/locust.runners: Unhandled exception in greenlet: <Greenlet at 0x7f>",
+            "an uncaught exception in a greenlet",
+        ),
+        (
+            'Exception in thread "heartbeat" java.lang.IllegalStateException: socket busy',
+            "an uncaught exception that ended a thread",
+        ),
+        ("panic: runtime error: invalid memory address or nil pointer dereference", "a Go panic"),
+        ("fatal error: concurrent map writes", "a fatal Go runtime error"),
+        ("# A fatal error has been detected by the Java Runtime Environment:", "a fatal error of the Java runtime"),
     ],
 )
 def test_crash_lines_in_the_output_are_failed(line: str, meaning: str) -> None:
     output = f"{LOCUST_OUTPUT}\n{line}\nafter the crash\n"
-    findings = check_socket_safety(registered(0.5, 3.0).evidence(3.0, exit_code=0, output=output))
-    assert findings, output
-    assert all((f.oracle, f.verdict) == ("socket.output", FAILED) for f in findings)
-    hit = next(f for f in findings if f.observed.startswith(meaning))
-    assert hit.observed.endswith(repr(line))  # just the offending line, not its neighbours
+    f = only(check_socket_safety(registered(0.5, 3.0).evidence(3.0, exit_code=0, output=output)))
+    assert (f.oracle, f.verdict) == ("socket.output", FAILED)
+    assert f.observed.startswith(meaning), f.observed
+    assert f.observed.endswith(repr(line))  # just the offending line, not its neighbours
+    assert f.at == 1.0  # when it was printed
 
 
 def test_python_traceback_in_the_output_is_failed() -> None:
@@ -565,7 +588,7 @@ def test_python_traceback_in_the_output_is_failed() -> None:
     )
     f = only(check_socket_safety(registered(0.5, 3.0).evidence(3.0, exit_code=0, output=output)))
     assert (f.oracle, f.verdict) == ("socket.traceback", FAILED)  # the message loop itself crashed
-    assert f.observed == "a traceback ending in \"KeyError: 'host'\""
+    assert f.observed == "an uncaught Python traceback: \"KeyError: 'host'\""
 
 
 def test_a_user_task_traceback_is_only_informational() -> None:
@@ -579,11 +602,116 @@ def test_a_user_task_traceback_is_only_informational() -> None:
     assert (f.oracle, f.verdict) == ("output.task-traceback", INFORMATIONAL)
 
 
-def test_several_crash_signs_give_a_finding_each() -> None:
-    output = "Traceback (most recent call last):\nzmq.error.ZMQError: Operation cannot be accomplished in current state\n"
-    findings = check_socket_safety(registered(0.5, 3.0).evidence(3.0, exit_code=-int(signal.SIGABRT), output=output))
-    assert sorted(f.oracle for f in findings) == ["socket.output", "socket.output", "socket.signal", "socket.traceback"]
+def test_one_crash_is_one_finding_however_many_of_its_lines_name_zeromq() -> None:
+    """A Java stack trace whose every frame mentions org.zeromq, and a Python traceback ending in a ZMQError, are one
+    event each: one finding each, named by the errno (156384765 is ETERM, not EFSM)."""
+    java = (
+        'Exception in thread "zmq-receiver" org.zeromq.ZMQException: Errno 156384765 : Context was terminated\n'
+        "\tat org.zeromq.ZMQ$Socket.recv(ZMQ.java:2010)\n"
+        "\tat org.zeromq.ZMQ$Socket.recv(ZMQ.java:1990)\n"
+        "\tat LocustJvmWorker.receive(LocustJvmWorker.java:100)\n"
+        "Caused by: zmq.ZError$CtxTerminatedException\n"
+        "\tat zmq.SocketBase.recv(SocketBase.java:900)\n"
+        "\t... 3 more\n"
+    )
+    f = only(check_socket_safety(registered(0.5, 3.0).evidence(3.0, exit_code=0, output=java)))
+    assert (f.oracle, f.verdict) == ("socket.output", FAILED)
+    assert f.observed.startswith("ZMQ ETERM (errno 156384765, 'Context was terminated': another thread terminated the context")
+    assert "EFSM" not in f.observed
+    python = "Traceback (most recent call last):\nzmq.error.ZMQError: Operation cannot be accomplished in current state\n"
+    findings = check_socket_safety(registered(0.5, 3.0).evidence(3.0, exit_code=-int(signal.SIGABRT), output=python))
+    assert sorted(f.oracle for f in findings) == ["socket.output", "socket.signal"]
+    assert "EFSM" in by_oracle(findings, "socket.output").observed
     assert worst(f.verdict for f in findings) is FAILED
+
+
+def test_jeromq_numbers_errnos_as_bsd_does() -> None:
+    """JeroMQ's EAGAIN is 35 (Linux: EDEADLK), its EHOSTUNREACH 65: the flavour is told by the text."""
+    jeromq = "org.zeromq.ZMQException: Errno 35\n\tat org.zeromq.ZMQ$Socket.send(ZMQ.java:1)\n"
+    f = only(check_socket_safety(registered(0.5, 3.0).evidence(3.0, exit_code=0, output=jeromq)))
+    assert f.observed.startswith("ZMQ EAGAIN (errno 35"), f.observed
+    libzmq = "zmq.error.ZMQError: errno 113 while sending"
+    f = only(check_socket_safety(registered(0.5, 3.0).evidence(3.0, exit_code=0, output=libzmq)))
+    assert f.observed.startswith("ZMQ EHOSTUNREACH (errno 113"), f.observed
+
+
+def test_the_same_crash_repeated_is_one_finding_with_a_count() -> None:
+    output = "\n".join(["zmq.error.ZMQError: Operation cannot be accomplished in current state"] * 5)
+    f = only(check_socket_safety(registered(0.5, 3.0).evidence(3.0, exit_code=0, output=output)))
+    assert "(5 times, the first shown)" in f.observed
+
+
+def _quit_session(quit_at: float = 4.0) -> TraceBuilder:
+    b = registered(0.5, quit_at - 0.5)
+    b.send(quit_at, M.QUIT)
+    b.stats(quit_at + 0.1, report())
+    b.recv(quit_at + 0.2, M.QUIT)
+    return b
+
+
+ETERM_LINE = 'Exception in thread "zmq-receiver" org.zeromq.ZMQException: Errno 156384765'
+
+
+def test_a_crash_while_shutting_down_after_quit_is_a_shutdown_finding() -> None:
+    b = _quit_session(4.0)
+    ev = b.evidence(6.0, exit_code=1, output=ETERM_LINE, output_at=4.3)
+    f = only(check_socket_safety(ev))
+    assert (f.oracle, f.verdict) == ("shutdown.output", NON_STRICT)
+    assert f.observed.startswith("ZMQ ETERM")
+    assert "while shutting down after the master's quit (t=4.000s)" in f.observed
+
+
+def test_the_same_crash_before_the_quit_is_failed() -> None:
+    b = _quit_session(4.0)
+    f = only(check_socket_safety(b.evidence(6.0, exit_code=1, output=ETERM_LINE, output_at=3.9)))
+    assert (f.oracle, f.verdict) == ("socket.output", FAILED)
+
+
+def test_output_after_the_harness_began_stopping_the_worker_is_only_reported() -> None:
+    b = registered(0.5, 3.0)
+    ev = b.evidence(3.0, exit_code=143, killed_by_harness=True, teardown_at=b.t0 + 3.0, output=ETERM_LINE, output_at=3.1)
+    f = only(check_socket_safety(ev))
+    assert (f.oracle, f.verdict) == ("teardown.output", INFORMATIONAL)
+    assert "after the harness began stopping the worker (SIGTERM at t=3.000s): not judged" in f.observed
+
+
+def test_a_case_that_signals_the_worker_makes_its_output_a_shutdown() -> None:
+    b = registered(0.5, 3.0)
+    b.note(2.0, f"{SHUTDOWN_NOTE}SIGTERM sent by the case")
+    f = only(check_socket_safety(b.evidence(3.0, exit_code=0, output=ETERM_LINE, output_at=2.5)))
+    assert (f.oracle, f.verdict) == ("shutdown.output", NON_STRICT)
+    assert "while shutting down after SIGTERM sent by the case" in f.observed
+
+
+def test_a_stack_dump_the_harness_asked_for_is_not_judged() -> None:
+    b = registered(0.5, 3.0)
+    b.fault(2.0, window_note("stack-dump", "start"))
+    b.fault(2.8, window_note("stack-dump", "end"))
+    dump = "Full thread dump OpenJDK\n\tat org.zeromq.ZMQ$Socket.recv(ZMQ.java:1)\nSIGQUIT: quit\npanic: not really"
+    assert check_socket_safety(b.evidence(3.0, exit_code=0, output=dump, output_at=2.5)) == []
+
+
+def test_death_by_signal_is_judged_by_when_it_happened() -> None:
+    during = check_socket_safety(registered(0.5, 3.0).evidence(3.0, exit_code=-int(signal.SIGSEGV)))
+    assert [(f.oracle, f.verdict) for f in during] == [("socket.signal", FAILED)]
+    after_quit = check_socket_safety(_quit_session(4.0).evidence(6.0, exit_code=-int(signal.SIGSEGV)))
+    assert [(f.oracle, f.verdict) for f in after_quit] == [("shutdown.signal", NON_STRICT)]
+    torn_down = check_socket_safety(registered(0.5, 3.0).evidence(3.0, exit_code=-int(signal.SIGABRT), killed_by_harness=True))
+    assert [(f.oracle, f.verdict) for f in torn_down] == [("teardown.signal", INFORMATIONAL)]
+
+
+def test_a_worker_that_needed_sigkill_is_a_finding_of_its_own() -> None:
+    b = registered(0.5, 3.0)
+    ev = b.evidence(3.0, exit_code=-int(signal.SIGKILL), killed_by_harness=True, needed_sigkill=True, teardown_at=b.t0 + 3.0)
+    f = only(check_socket_safety(ev))
+    assert (f.oracle, f.verdict) == ("teardown.sigkill", INFORMATIONAL)
+    assert "killed with SIGKILL (SIGTERM at t=3.000s)" in f.observed
+
+
+def test_output_that_was_not_kept_is_said() -> None:
+    ev = registered(0.5, 3.0).evidence(3.0, exit_code=0, output_not_judged="the worker printed 9 lines")
+    f = only(check_socket_safety(ev))
+    assert (f.oracle, f.verdict, f.observed) == ("output.not-judged", INFORMATIONAL, "the worker printed 9 lines")
 
 
 def test_a_healthy_workers_output_is_clean() -> None:
@@ -1328,12 +1456,12 @@ def test_judge_collects_every_oracles_findings_in_order() -> None:
     b.complete(4.1, {USER: 1})
     b.send(5.0, M.QUIT)
     b.recv(5.2, M.QUIT)
-    ev = b.evidence(12.0, exit_code=-int(signal.SIGSEGV), output="Segmentation fault (core dumped)")
+    ev = b.evidence(12.0, exit_code=-int(signal.SIGSEGV), output="Segmentation fault (core dumped)", output_at=3.5)
     findings = judge(ev)
     assert [(f.oracle, f.verdict) for f in findings] == [
         ("heartbeat.gap", NON_STRICT),
-        ("socket.signal", FAILED),
-        ("socket.output", FAILED),
+        ("shutdown.signal", NON_STRICT),  # it died after the master's quit
+        ("socket.output", FAILED),  # but the segfault was printed before it
         ("schema.heartbeat", FAILED),  # no current_cpu_usage
         ("schema.heartbeat", INFORMATIONAL),  # no current_memory_usage
         ("order.first", FAILED),

@@ -66,7 +66,7 @@ def test_a_raise_in_the_session_is_a_crash_with_its_traceback() -> None:
     sim.send("no_such_type", {})
     sim.advance(10)
     assert sim.exit_code == EXIT_CRASH
-    assert "KeyError" in sim.output[-1]
+    assert "KeyError" in sim.output[-1][1]
     assert {f.oracle for f in sim.judge()} >= {"socket.traceback", "heartbeat.missing"}
 
 

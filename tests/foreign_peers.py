@@ -1,0 +1,39 @@
+"""Workers in other languages, built by the suite for it: a JVM worker (tests/jvm_worker) and a Go peer (tests/go_peer).
+
+A missing toolchain skips what needs it, unless LC_REQUIRE_PEERS=1 (``make test``, CI): then it fails, so a CI
+machine without them can never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.go_peer import build as go_peer
+from tests.jvm_worker import build as jvm
+
+
+def need(reason: str) -> None:
+    """Skip with ``reason``; fail instead where LC_REQUIRE_PEERS=1."""
+    if os.environ.get("LC_REQUIRE_PEERS") == "1":
+        pytest.fail(f"LC_REQUIRE_PEERS=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def jvm_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The JVM worker's classes, compiled once per session."""
+    reason = jvm.available()
+    if reason:
+        need(reason)
+    return jvm.build(tmp_path_factory.mktemp("jvm-worker"))
+
+
+@pytest.fixture(scope="session")
+def go_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Go peer's binary, built once per session."""
+    if go_peer.available() is None:
+        need("no Go toolchain (make go-peer installs golang-go)")
+    return go_peer.build(tmp_path_factory.mktemp("go-peer"))

@@ -1,0 +1,194 @@
+"""Workers as their users run them: at their own pace, in other languages, judged by when things happened.
+
+Three workers keep Locust's real 1 s pace whatever the harness would like (none takes {heartbeat_interval}): the
+reference worker started with a fixed interval, the real Locust worker without the compression locustfile's help,
+and the JVM worker (tests/jvm_worker). The harness measures their pace and runs the whole catalog at it, the
+master-silence cases at their real length (60 s). The three catalogs run at once, each six cases at a time, so
+this costs about two minutes. Then the JVM worker's switches and the Go peer (tests/go_peer), each on the case
+meant for it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import importlib.util
+import json
+import shlex
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.catalog import all_cases, by_id
+from harness.pace import AUTO, resolve
+from harness.runner import CaseResult, RunConfig, RunResult, run_case, run_catalog
+from harness.verdicts import Verdict
+from tests.jvm_worker import build as jvm
+
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.timeout(900),
+    pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="needs the real Locust: pip install .[locust]"),
+]
+ROOT = Path(__file__).resolve().parents[2]
+EXPECTED = ROOT / "docs" / "locust-expected.json"
+JOBS = 6  # cases at a time per catalog
+OWN_PACE = {
+    "reference": "{python} -m worker --master-host {host} --master-port {port} --heartbeat-interval 1",
+    # Locust's own worker, unmodified: the locustfile only defines the user class (it compresses nothing at 1 s).
+    "locust": "{python} -m locust -f {peers}/locustfile.py --worker --master-host {host} --master-port {port} --loglevel INFO",
+}
+
+
+@pytest.fixture(scope="module")
+def own_pace_runs(jvm_build: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunResult]:
+    """The whole catalog against each worker at its own pace (probed, never told), all three at once."""
+    workers = {**OWN_PACE, "jvm": jvm.command(jvm_build)}
+    root = tmp_path_factory.mktemp("own-pace")
+    runs: dict[str, RunResult] = {}
+    errors: list[BaseException] = []
+
+    def run(name: str, worker: str) -> None:
+        try:
+            folder = root / name
+            folder.mkdir()
+            pace = resolve(worker, None, 0.2, folder / "pace-probe")
+            started = time.monotonic()
+            runs[name] = run_catalog(all_cases(), RunConfig(worker, name, pace.interval, pace=pace), folder, jobs=JOBS)
+            print(f"{name}: {pace.describe()}; whole catalog in {time.monotonic() - started:.1f} s")  # shown with -s
+        except BaseException as exc:  # surfaced below, never lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=item, name=f"catalog-{item[0]}") for item in workers.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(800)
+    assert not errors, errors
+    assert set(runs) == set(workers), f"catalog runs still going after 800 s: {set(workers) - set(runs)}"
+    return runs
+
+
+def _not_ok(run: RunResult) -> list[str]:
+    return [f"{r.case.id}: {r.verdict.value} - {r.summary()}" for r in run.results if r.verdict is not Verdict.OK]
+
+
+def test_a_worker_with_a_fixed_interval_is_run_at_its_pace_and_is_clean(own_pace_runs: dict[str, RunResult]) -> None:
+    run = own_pace_runs["reference"]
+    assert run.config.pace is not None and (run.config.pace.mode, run.config.heartbeat_interval) == (AUTO, 1.0)
+    assert len(run.results) == len(all_cases()) and not run.not_run
+    assert not _not_ok(run), "\n".join(_not_ok(run))
+    took = {r.case.id: r.duration for r in run.results}
+    assert took["reconnect/03-master-silence-timeout"] > 55  # the worker's real 60 s master timeout, waited out
+    assert took["reconnect/04-master-death"] > 55
+    assert took["reconnect/05-short-silence-tolerated"] > 28
+
+
+def test_the_real_locust_worker_at_its_own_pace_gets_the_documented_verdicts(own_pace_runs: dict[str, RunResult]) -> None:
+    """The same verdicts as the compressed run (docs/locust-expected.json): none FAILED for timing it was not given."""
+    expected: dict[str, list[str]] = {k: v for k, v in json.loads(EXPECTED.read_text()).items() if not k.startswith("_")}
+    run = own_pace_runs["locust"]
+    assert run.config.heartbeat_interval == 1.0 and run.config.pace is not None and run.config.pace.mode == AUTO
+    unexpected = [
+        f"{r.case.id}: {r.verdict.value} (documented: {expected.get(r.case.id, ['OK'])}) - {r.summary()}"
+        for r in run.results
+        if r.verdict.value not in expected.get(r.case.id, [Verdict.OK.value])
+    ]
+    assert not unexpected, "\n".join(unexpected)
+    timing = [f"{r.case.id}: {f}" for r in run.results for f in r.findings if f.oracle.startswith("heartbeat.")]
+    assert not timing, "\n".join(timing)
+
+
+def test_the_clean_jvm_worker_has_no_failed_case(own_pace_runs: dict[str, RunResult]) -> None:
+    run = own_pace_runs["jvm"]
+    assert run.config.heartbeat_interval == 1.0
+    bad = [r for r in run.results if r.verdict in (Verdict.FAILED, Verdict.UNKNOWN)]
+    assert not bad, "\n".join(f"{r.case.id}: {r.summary()}" for r in bad)
+
+
+# -- the JVM worker's switches and the Go peer, each on the case meant for it --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def switch_runs(jvm_build: Path, go_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, CaseResult]:
+    go = f"{shlex.quote(str(go_binary))} --master-host {{host}} --master-port {{port}} --mode"
+    plan = {
+        "lock-across-recv": (jvm.command(jvm_build, "--lock-across-recv", "5000"), "heartbeat/01-idle-cadence"),
+        "no-ready-retry": (jvm.command(jvm_build, "--no-ready-retry"), "handshake/02-retry-until-ack"),
+        "stuck-spawn": (jvm.command(jvm_build, "--stuck-spawn"), "spawn/01-basic"),
+        "race-on-quit": (jvm.command(jvm_build, "--shutdown-race"), "stop-quit/06-quit-while-ready"),
+        "race-on-teardown": (jvm.command(jvm_build, "--shutdown-race"), "heartbeat/01-idle-cadence"),
+        "race-on-sigterm": (jvm.command(jvm_build, "--shutdown-race"), "stop-quit/07-sigterm-sends-quit"),
+        "go-no-zmtp": (f"{go} no-zmtp", "handshake/01-first-message"),
+        "go-panic": (f"{go} panic", "handshake/01-first-message"),
+    }
+    root = tmp_path_factory.mktemp("switches")
+    with concurrent.futures.ThreadPoolExecutor(len(plan)) as pool:
+        futures = {
+            name: pool.submit(run_case, by_id(case), RunConfig(command, name, 1.0), root / name)
+            for name, (command, case) in plan.items()
+        }
+        return {name: future.result(timeout=300) for name, future in futures.items()}
+
+
+def _findings(result: CaseResult, verdict: Verdict) -> list[str]:
+    return [f"{f.oracle}: {f.observed}" for f in result.findings if f.verdict is verdict]
+
+
+def test_a_socket_lock_held_across_a_blocking_receive_is_caught(switch_runs: dict[str, CaseResult]) -> None:
+    result = switch_runs["lock-across-recv"]
+    assert result.verdict is Verdict.FAILED and any(f.startswith("heartbeat.missing") for f in _findings(result, Verdict.FAILED))
+
+
+def test_no_client_ready_retry_is_caught(switch_runs: dict[str, CaseResult]) -> None:
+    result = switch_runs["no-ready-retry"]
+    assert result.verdict is Verdict.FAILED and any(f.startswith("progress: ") for f in _findings(result, Verdict.FAILED))
+
+
+def test_a_stuck_thread_gets_a_thread_dump_that_names_it(switch_runs: dict[str, CaseResult]) -> None:
+    result = switch_runs["stuck-spawn"]
+    progress = [f for f in result.findings if f.oracle == "progress"]
+    assert result.verdict is Verdict.FAILED and progress
+    assert "JVM pid" in progress[0].observed and "'spawn-handler'" in progress[0].observed, progress[0].observed
+    assert "applySpawn" in progress[0].observed
+    assert "spawn-handler" in (Path(result.artifacts) / "stack.txt").read_text()
+
+
+def test_a_shutdown_race_after_quit_is_a_shutdown_finding(switch_runs: dict[str, CaseResult]) -> None:
+    result = switch_runs["race-on-quit"]
+    assert result.verdict is Verdict.NON_STRICT, result.findings
+    (finding,) = [f for f in result.findings if f.oracle == "shutdown.output"]
+    assert finding.observed.startswith("ZMQ ETERM (errno 156384765, 'Context was terminated'")
+    assert "while shutting down after the master's quit" in finding.observed
+
+
+def test_the_same_race_when_the_harness_ends_the_worker_is_not_failed(switch_runs: dict[str, CaseResult]) -> None:
+    result = switch_runs["race-on-teardown"]
+    assert result.verdict is Verdict.INFORMATIONAL, result.findings
+    assert [f.oracle for f in result.findings if f.verdict is not Verdict.OK] in (
+        ["teardown.output"],
+        ["teardown.output", "teardown.sigkill"],
+    )
+
+
+def test_a_shutdown_race_on_sigterm_is_judged_where_sigterm_is_the_subject(switch_runs: dict[str, CaseResult]) -> None:
+    result = switch_runs["race-on-sigterm"]
+    (finding,) = [f for f in result.findings if f.oracle == "shutdown.output"]
+    assert finding.verdict is Verdict.NON_STRICT and "SIGTERM sent by the case" in finding.observed
+
+
+def test_a_go_worker_that_never_completes_the_zmtp_handshake(switch_runs: dict[str, CaseResult]) -> None:
+    result = switch_runs["go-no-zmtp"]
+    (finding,) = [f for f in result.findings if f.verdict is Verdict.FAILED]
+    assert finding.oracle == "connection.zmtp-handshake"
+    assert "the TCP connection was accepted" in finding.observed and "ZMTP handshake never completed" in finding.observed
+    assert "Go pid" in finding.observed and "main.waitForever" in finding.observed  # its goroutines, dumped at the end
+    assert result.worker_exit == 2  # a Go dump ends the process: taken at the end
+    assert "goroutine" in (Path(result.artifacts) / "stack.txt").read_text()
+
+
+def test_a_go_panic_is_named(switch_runs: dict[str, CaseResult]) -> None:
+    result = switch_runs["go-panic"]
+    panics = [f for f in result.findings if f.oracle == "socket.output"]
+    assert panics and panics[0].verdict is Verdict.FAILED and panics[0].observed.startswith("a Go panic: 'panic: ")
