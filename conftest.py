@@ -12,7 +12,8 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["tests.peers", "tests.foreign_peers", "pytester"]  # raw-DEALER peer fixtures (context, make_peer); pytester for the plugin tests
+# raw-DEALER peers (context, make_peer); the JVM and Go test workers (jvm_build, go_binary); pytester for the plugin tests
+pytest_plugins = ["tests.peers", "tests.foreign_peers", "pytester"]
 
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
