@@ -8,8 +8,8 @@ counts its heartbeats (``probe``), then ``resolve`` decides:
   1 s (a real master ticks every second: a worker slower than that is judged against that tick, which is
   what a late-heartbeat bug looks like from outside);
 * an explicit interval that a worker without the placeholder visibly does not follow: a usage error naming the
-  measured cadence and the flag to pass (never a run of FAILED cases). A worker that is told the interval and
-  keeps another pace is judged at the interval it was told: that is a finding, not a usage error;
+  measured cadence and the flag to pass (never a run of FAILED cases). A worker that is told the interval is
+  only seen to register: how it keeps the interval is for the cases to judge, not a usage error;
 * a worker that never registers: the run stops with that diagnosis (``StartupFailed``: did it start at all,
   did its TCP connection come up, did the ZMTP handshake complete).
 
@@ -80,8 +80,11 @@ class ProbeResult:
         return Cadence.of(self.heartbeats)
 
 
-def probe(template: str, interval: float, folder: Path, *, patience: float | None = None) -> ProbeResult:
-    """Start the worker once (told ``interval`` if its template takes one), ack it and record its heartbeats."""
+def probe(template: str, interval: float, folder: Path, *, measure: bool = True, patience: float | None = None) -> ProbeResult:
+    """Start the worker once (told ``interval`` if its template takes one), ack it and record its heartbeats.
+
+    ``measure=False``: only see that it registers (a worker told its interval needs no measuring).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     result = ProbeResult(folder=folder)
     wait = patience if patience is not None else max(6.0, 8 * interval)
@@ -93,15 +96,16 @@ def probe(template: str, interval: float, folder: Path, *, patience: float | Non
             failure = wait_for_registration(master, process)
             if failure is not None:
                 result.failure = failure
-            else:
+            elif measure:
                 started = time.monotonic()
                 deadline = started + max(wait, (PROBE_HEARTBEATS + 1) * interval)
                 while time.monotonic() < deadline and process.poll() is None:
                     beats = _heartbeats(master)
-                    if len(beats) >= PROBE_HEARTBEATS or (
-                        len(beats) >= PROBE_MIN_HEARTBEATS and time.monotonic() - started > wait / 2
-                    ):
+                    elapsed = time.monotonic() - started
+                    if len(beats) >= PROBE_HEARTBEATS or (len(beats) >= PROBE_MIN_HEARTBEATS and elapsed > wait / 2):
                         break
+                    if not beats and elapsed > max(3.0, 3 * interval):
+                        break  # registered, and not one heartbeat in three intervals: nothing to measure
                     master.wait_for(MessageType.HEARTBEAT, 0.2, after=len(master.trace))
                 result.heartbeats = _heartbeats(master)
                 master.send(MessageType.QUIT)
@@ -142,9 +146,12 @@ def resolve(template: str, requested: float | str | None, default: float, folder
     if requested is None:
         requested = default if takes_interval(template) else AUTO
     told = LOCUST_INTERVAL if requested == AUTO else float(requested)
-    seen = probe(template, told, folder)
+    measure = requested == AUTO or not takes_interval(template)
+    seen = probe(template, told, folder, measure=measure)
     if seen.failure is not None:
         raise StartupFailed(seen.failure)
+    if not measure:  # told its interval: it registers, and the cases judge how it keeps the interval
+        return Pace("given", told, told, None, "the worker takes the interval; the probe only saw it register", str(folder))
     cadence = seen.cadence
     where = str(folder)
     if requested == AUTO:
@@ -165,13 +172,10 @@ def resolve(template: str, requested: float | str | None, default: float, folder
     interval = float(requested)
     note = "" if cadence.measured else f"not verified: {len(seen.heartbeats)} heartbeats after the ack in the probe"
     if cadence.measured and not cadence.follows(interval):
-        if takes_interval(template):  # told, and not keeping it: the cases judge that
-            note = f"told {interval:g} s, the worker heartbeat at {cadence.describe()} in the probe: judged at {interval:g} s"
-        else:
-            raise ScenarioError(
-                f"the worker does not follow --heartbeat-interval {interval:g} (the command has no {{heartbeat_interval}} "
-                f"placeholder): it heartbeats at its own pace, {cadence.describe()}. Run it at that pace: "
-                f"--heartbeat-interval {min(cadence.adopted(), LOCUST_INTERVAL):g} (or --heartbeat-interval auto). "
-                f"The probe's trace and log: {folder}"
-            )
+        raise ScenarioError(
+            f"the worker does not follow --heartbeat-interval {interval:g} (the command has no {{heartbeat_interval}} "
+            f"placeholder): it heartbeats at its own pace, {cadence.describe()}. Run it at that pace: "
+            f"--heartbeat-interval {min(cadence.adopted(), LOCUST_INTERVAL):g} (or --heartbeat-interval auto). "
+            f"The probe's trace and log: {folder}"
+        )
     return Pace("given", interval, interval, cadence, note, where)

@@ -12,6 +12,7 @@ is reported as not run.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime
 import importlib.metadata
 import json
@@ -19,7 +20,7 @@ import platform
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,11 +102,52 @@ class CaseResult:
         return str(max(bad, key=lambda f: list(Verdict).index(f.verdict))) if bad else "ok"
 
 
+class QuietLock:
+    """Cases that need a quiet machine (``Case.exclusive``: floods) run alone: beside no other case of any run in this
+    process, however many catalogs run at once. Other cases share; a waiting exclusive case goes first."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0
+
+    @contextlib.contextmanager
+    def hold(self, exclusive: bool) -> Iterator[None]:
+        with self._cond:
+            if exclusive:
+                self._waiting += 1
+                self._cond.wait_for(lambda: not self._exclusive and self._shared == 0)
+                self._waiting -= 1
+                self._exclusive = True
+            else:
+                self._cond.wait_for(lambda: not self._exclusive and self._waiting == 0)
+                self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                if exclusive:
+                    self._exclusive = False
+                else:
+                    self._shared -= 1
+                self._cond.notify_all()
+
+
+QUIET = QuietLock()
+
+
 def run_case(case: Case, config: RunConfig, folder: Path, report: Path | None = None) -> CaseResult:
     """Run one case against a fresh worker process; always returns a verdict.
 
-    ``report``: the run's report folder, when ``folder`` is one of its case folders (sets ``CaseResult.dir``).
+    ``report``: the run's report folder, when ``folder`` is one of its case folders (sets ``CaseResult.dir``). A case
+    that needs a quiet machine waits until no other case runs in this process (``QUIET``).
     """
+    with QUIET.hold(case.exclusive):
+        return _run_case(case, config, folder, report)
+
+
+def _run_case(case: Case, config: RunConfig, folder: Path, report: Path | None) -> CaseResult:
     started = time.monotonic()
     timing = config.timing
     folder.mkdir(parents=True, exist_ok=True)

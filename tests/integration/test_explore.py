@@ -134,3 +134,14 @@ def test_a_reconnect_during_paused_reading_is_not_cut_off(tmp_path: Path) -> Non
         # A heartbeat reply to the old connection may be refused as it closes (the worker's last heartbeat on it
         # crossed the reconnect): harmless. The quit must never be.
         assert not [line for line in trace.splitlines() if "send-failed quit" in line], trace
+
+
+@pytest.mark.timeout(120)
+def test_explore_runs_a_worker_at_its_own_pace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A worker that takes no interval is not run at explore's 0.1 s: its pace is measured and the schedules use it."""
+    own_pace = "{python} -m worker --master-host {host} --master-port {port} --heartbeat-interval 0.5"
+    code = main(["explore", "--worker", own_pace, "--examples", "1", "--seed", "3", "--report", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "pace: heartbeat interval 0.5 s (adopted from the worker" in out, out
+    assert json.loads((tmp_path / "explore.json").read_text())["run"]["heartbeat_interval"] == 0.5

@@ -42,10 +42,15 @@ def test_an_interval_the_worker_does_not_follow_is_a_usage_error_naming_its_pace
     assert time.monotonic() - started < 15
 
 
-def test_a_given_interval_the_worker_follows_is_checked_and_kept(tmp_path: Path) -> None:
-    pace = resolve("reference", None, 0.2, tmp_path / "probe")  # a template with the placeholder: told 0.2
-    assert (pace.mode, pace.interval, pace.note) == ("given", 0.2, "")
-    assert pace.cadence is not None and pace.cadence.follows(0.2)
+def test_a_worker_told_its_interval_is_only_seen_to_register(tmp_path: Path) -> None:
+    """A template with {heartbeat_interval} is told the interval: how it keeps it is for the cases to judge (a late
+    worker is a finding, not a usage error), so the probe only checks that it starts, fast."""
+    started = time.monotonic()
+    late = "{python} -m worker --master-port {port} --heartbeat-interval {heartbeat_interval} --defect slow-recv-timeout"
+    pace = resolve(late, None, 0.2, tmp_path / "probe")
+    assert (pace.mode, pace.interval, pace.cadence) == ("given", 0.2, None)
+    assert "only saw it register" in pace.note
+    assert time.monotonic() - started < 5
 
 
 def test_a_worker_that_never_heartbeats_is_judged_at_locusts_pace(tmp_path: Path) -> None:
@@ -76,7 +81,7 @@ def test_a_worker_that_never_connects_is_unknown(tmp_path: Path) -> None:
 
 RAW_TCP = (
     f"{PY} -c 'import socket, sys, time; "
-    "s = socket.create_connection((\"127.0.0.1\", int(sys.argv[1]))); time.sleep(30)' {port}"
+    's = socket.create_connection(("127.0.0.1", int(sys.argv[1]))); time.sleep(30)\' {port}'
 )
 
 

@@ -67,3 +67,13 @@ def test_a_bad_worker_template_is_a_usage_error() -> None:
     done = run("late_heartbeats_recv_timeout.py", "--worker", "my-worker --no-port")
     assert done.returncode == 3
     assert "{port}" in done.stderr
+
+
+def test_a_worker_at_its_own_pace_is_reproduced_at_that_pace(tmp_path: Path) -> None:
+    """No {heartbeat_interval} in the command: the script measures the worker's pace and runs there (not at its 0.25 s
+    default, which this worker would never follow)."""
+    own_pace = "{python} -m worker --master-port {port} --heartbeat-interval 0.5"
+    done = run("deadlock_lock_across_recv.py", "--worker", own_pace)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "pace: heartbeat interval 0.5 s (adopted from the worker" in done.stdout, done.stdout
+    assert "heartbeat interval 0.5 s; late above 0.75 s" in done.stdout

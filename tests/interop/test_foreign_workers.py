@@ -3,14 +3,13 @@
 Three workers keep Locust's real 1 s pace whatever the harness would like (none takes {heartbeat_interval}): the
 reference worker started with a fixed interval, the real Locust worker without the compression locustfile's help,
 and the JVM worker (tests/jvm_worker). The harness measures their pace and runs the whole catalog at it, the
-master-silence cases at their real length (60 s). The three catalogs run at once, each six cases at a time, so
-this costs about two minutes. Then the JVM worker's switches and the Go peer (tests/go_peer), each on the case
-meant for it.
+master-silence cases at their real length (60 s). The three catalogs run at once, each six cases at a time (floods
+alone), and beside them the JVM worker's switches and the Go peer (tests/go_peer), each on the case meant for it:
+about two and a half minutes in all.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import importlib.util
 import json
 import shlex
@@ -42,14 +41,18 @@ OWN_PACE = {
 
 
 @pytest.fixture(scope="module")
-def own_pace_runs(jvm_build: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunResult]:
-    """The whole catalog against each worker at its own pace (probed, never told), all three at once."""
+def foreign_runs(
+    jvm_build: Path, go_binary: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, RunResult], dict[str, CaseResult]]:
+    """The whole catalog against each worker at its own pace (probed, never told), all three at once; beside them
+    the JVM worker's switches and the Go peer, each on its case. Floods run alone (harness.runner.QUIET)."""
     workers = {**OWN_PACE, "jvm": jvm.command(jvm_build)}
     root = tmp_path_factory.mktemp("own-pace")
     runs: dict[str, RunResult] = {}
+    switches: dict[str, CaseResult] = {}
     errors: list[BaseException] = []
 
-    def run(name: str, worker: str) -> None:
+    def catalog(name: str, worker: str) -> None:
         try:
             folder = root / name
             folder.mkdir()
@@ -60,14 +63,49 @@ def own_pace_runs(jvm_build: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         except BaseException as exc:  # surfaced below, never lost in the thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=item, name=f"catalog-{item[0]}") for item in workers.items()]
-    for thread in threads:
+    def switch(name: str, command: str, case: str) -> None:
+        try:
+            switches[name] = run_case(by_id(case), RunConfig(command, name, 1.0), root / "switches" / name)
+        except BaseException as exc:
+            errors.append(exc)
+
+    jobs = [threading.Thread(target=catalog, args=item, name=f"catalog-{item[0]}") for item in workers.items()]
+    jobs += [
+        threading.Thread(target=switch, args=(name, command, case), name=f"switch-{name}")
+        for name, (command, case) in _switch_plan(jvm_build, go_binary).items()
+    ]
+    for thread in jobs:
         thread.start()
-    for thread in threads:
+    for thread in jobs:
         thread.join(800)
     assert not errors, errors
     assert set(runs) == set(workers), f"catalog runs still going after 800 s: {set(workers) - set(runs)}"
-    return runs
+    return runs, switches
+
+
+@pytest.fixture(scope="module")
+def own_pace_runs(foreign_runs: tuple[dict[str, RunResult], dict[str, CaseResult]]) -> dict[str, RunResult]:
+    return foreign_runs[0]
+
+
+@pytest.fixture(scope="module")
+def switch_runs(foreign_runs: tuple[dict[str, RunResult], dict[str, CaseResult]]) -> dict[str, CaseResult]:
+    return foreign_runs[1]
+
+
+def _switch_plan(jvm_build: Path, go_binary: Path) -> dict[str, tuple[str, str]]:
+    """Each JVM switch and Go peer mode, and the case meant for it."""
+    go = f"{shlex.quote(str(go_binary))} --master-host {{host}} --master-port {{port}} --mode"
+    return {
+        "lock-across-recv": (jvm.command(jvm_build, "--lock-across-recv", "5000"), "heartbeat/01-idle-cadence"),
+        "no-ready-retry": (jvm.command(jvm_build, "--no-ready-retry"), "handshake/02-retry-until-ack"),
+        "stuck-spawn": (jvm.command(jvm_build, "--stuck-spawn"), "spawn/01-basic"),
+        "race-on-quit": (jvm.command(jvm_build, "--shutdown-race"), "stop-quit/06-quit-while-ready"),
+        "race-on-teardown": (jvm.command(jvm_build, "--shutdown-race"), "heartbeat/01-idle-cadence"),
+        "race-on-sigterm": (jvm.command(jvm_build, "--shutdown-race"), "stop-quit/07-sigterm-sends-quit"),
+        "go-no-zmtp": (f"{go} no-zmtp", "handshake/01-first-message"),
+        "go-panic": (f"{go} panic", "handshake/01-first-message"),
+    }
 
 
 def _not_ok(run: RunResult) -> list[str]:
@@ -108,28 +146,6 @@ def test_the_clean_jvm_worker_has_no_failed_case(own_pace_runs: dict[str, RunRes
 
 
 # -- the JVM worker's switches and the Go peer, each on the case meant for it --------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def switch_runs(jvm_build: Path, go_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, CaseResult]:
-    go = f"{shlex.quote(str(go_binary))} --master-host {{host}} --master-port {{port}} --mode"
-    plan = {
-        "lock-across-recv": (jvm.command(jvm_build, "--lock-across-recv", "5000"), "heartbeat/01-idle-cadence"),
-        "no-ready-retry": (jvm.command(jvm_build, "--no-ready-retry"), "handshake/02-retry-until-ack"),
-        "stuck-spawn": (jvm.command(jvm_build, "--stuck-spawn"), "spawn/01-basic"),
-        "race-on-quit": (jvm.command(jvm_build, "--shutdown-race"), "stop-quit/06-quit-while-ready"),
-        "race-on-teardown": (jvm.command(jvm_build, "--shutdown-race"), "heartbeat/01-idle-cadence"),
-        "race-on-sigterm": (jvm.command(jvm_build, "--shutdown-race"), "stop-quit/07-sigterm-sends-quit"),
-        "go-no-zmtp": (f"{go} no-zmtp", "handshake/01-first-message"),
-        "go-panic": (f"{go} panic", "handshake/01-first-message"),
-    }
-    root = tmp_path_factory.mktemp("switches")
-    with concurrent.futures.ThreadPoolExecutor(len(plan)) as pool:
-        futures = {
-            name: pool.submit(run_case, by_id(case), RunConfig(command, name, 1.0), root / name)
-            for name, (command, case) in plan.items()
-        }
-        return {name: future.result(timeout=300) for name, future in futures.items()}
 
 
 def _findings(result: CaseResult, verdict: Verdict) -> list[str]:

@@ -1,4 +1,8 @@
-"""The real Locust worker, judged on the whole catalog: every verdict is the documented one."""
+"""The real Locust worker, time-compressed, judged on the catalog: every verdict is the documented one.
+
+The three master-silence cases wait out the worker's own timeout (12 s at 0.2 s): they run at their real length, with
+the rest of the catalog at the worker's own 1 s pace, in tests/interop/test_foreign_workers.py.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,9 @@ EXPECTED = Path(__file__).resolve().parents[2] / "docs" / "locust-expected.json"
 
 def test_locust_worker_gets_the_documented_verdicts(tmp_path: Path) -> None:
     expected: dict[str, list[str]] = {k: v for k, v in json.loads(EXPECTED.read_text()).items() if not k.startswith("_")}
-    run = run_catalog(all_cases(), RunConfig("locust", "locust"), tmp_path)
+    silence = [c for c in all_cases() if c.category == "reconnect" and c.waits]
+    run = run_catalog([c for c in all_cases() if c not in silence], RunConfig("locust", "locust"), tmp_path, excluded=silence)
+    assert [n.case.id for n in run.not_run] == [c.id for c in silence] and len(silence) == 3
     unexpected = [
         f"{r.case.id}: {r.verdict.value} (documented: {expected.get(r.case.id, ['OK'])}) - {r.summary()}"
         for r in run.results

@@ -79,7 +79,8 @@ def test_non_strict_passes_with_a_warning_unless_strict(pytester: pytest.Pyteste
 
 
 def test_unimplemented_is_a_skip_with_the_evidence_as_reason(pytester: pytest.Pytester) -> None:
-    result = run(pytester, "--lc-worker", command_for("no-master-timeout"), "--lc-cases", "reconnect/04*")
+    worker = command_for("no-master-timeout") + " --master-heartbeat-timeout 3"  # its own timing, declared:
+    result = run(pytester, "--lc-worker", worker, "--lc-cases", "reconnect/04*", "--lc-worker-timing", "master-timeout=3")
     result.assert_outcomes(skipped=1)
     assert "UNIMPLEMENTED" in result.stdout.str() and "shutdown.master-death" in result.stdout.str()
 

@@ -48,3 +48,37 @@ def test_text_a_worker_printed_cannot_break_the_xml(reference_run: Path, tmp_pat
     assert failure is not None
     assert "\\x1b[31mboom\\x07 é ☃" in (failure.text or "") and "no <crash> & no \\x00" in (failure.text or "")
     assert xml_safe("a\tb\nc") == "a\tb\nc"
+
+
+def test_cases_not_run_are_skipped_never_passed(reference_run: Path, tmp_path: Path) -> None:
+    """A case the run left out (too long at the worker's pace, or not selected) is a skip saying why, a grey "not
+    run" cell in the matrix, and in compare.json NOT-RUN; a stuck worker's stack dump is on its case page."""
+    import shutil
+
+    from harness.report import compare_runs, write_run_report
+
+    run = tmp_path / "run"
+    shutil.copytree(reference_run, run)
+    doc = json.loads((run / "results.json").read_text())
+    doc["not_run"] = [
+        {
+            "id": "reconnect/03-master-silence-timeout",
+            "category": "reconnect",
+            "title": "A silent master is given up after the timeout",
+            "reason": "would take up to 100 s at the worker's timing (--max-case-seconds 30)",
+            "estimated_s": 100.0,
+        }
+    ]
+    (run / "results.json").write_text(json.dumps(doc))
+    first = run / doc["cases"][0]["dir"]
+    (first / "stack.txt").write_text('JVM pid 42 (jcmd Thread.print)\n"spawn-handler" WAITING in applySpawn\n')
+    write_run_report(run)
+    skipped = _cases(run)["reconnect/03-master-silence-timeout"].find("skipped")
+    assert skipped is not None and skipped.get("message", "").startswith("not run: would take up to 100 s")
+    index = (run / "index.html").read_text()
+    assert 'class="v v-none not-run" title="not run: would take up to 100 s' in index
+    page = (first / "index.html").read_text()
+    assert 'id="stack"' in page and "spawn-handler" in page
+    compare_runs([run], tmp_path / "both")
+    matrix = json.loads((tmp_path / "both" / "compare.json").read_text())
+    assert matrix["cases"]["reconnect/03-master-silence-timeout"] == {"reference": "NOT-RUN"}

@@ -83,3 +83,15 @@ def test_records_of_the_wrong_shape_are_counted_not_fatal(tmp_path: Path) -> Non
     assert log.rows[1].violations == ["5"]
     missing = read_wire_log(tmp_path / "nowhere" / "trace.jsonl")
     assert missing.missing and missing.rows == []
+
+
+def test_the_workers_output_lines_are_rows_in_time_order(tmp_path: Path) -> None:
+    """Lines the worker printed sit among the frames at the time they were read (Kind.OUTPUT records)."""
+    records = [
+        {"seq": 0, "t": 0.10, "kind": "recv", "type": "client_ready", "data": "2.47.0", "node_id": "w"},
+        {"seq": 1, "t": 0.12, "kind": "output", "note": 'Exception in thread "zmq-receiver" org.zeromq.ZMQException'},
+        {"seq": 2, "t": 0.15, "kind": "send", "type": "ack", "data": {"index": 0}, "node_id": "w"},
+    ]
+    rows = read_wire_log(_write(tmp_path / "trace.jsonl", records)).rows
+    assert [(r.kind, r.arrow) for r in rows] == [("recv", "W→M"), ("output", "W out"), ("send", "M→W")]
+    assert rows[1].summary.startswith('Exception in thread "zmq-receiver"')
