@@ -17,6 +17,7 @@ from pathlib import Path
 from fakemaster.master import FakeMaster
 from fakemaster.script import load_script, run_script
 from harness.catalog import CATEGORIES, Case, all_cases, select
+from harness.consequences import RULES, verdicts_markdown
 from harness.errors import ScenarioError
 from harness.launcher import BUILTIN_WORKERS, render_command
 from harness.explore import EXPLORE_INTERVAL, Example, explore
@@ -24,6 +25,8 @@ from harness.mutation import MUTANTS, MUTANTS_BY_DEFECT, Matrix, check_plan, gri
 from harness.protocol.timing import LOCUST_TIMING
 from harness.report import compare_runs, load_run, write_run_report
 from harness.report.model import folder_name
+from harness.root_causes import describe as describe_cause
+from harness.root_causes import root_causes
 from harness.pace import Pace, parse_interval, resolve
 from harness.runner import DEFAULT_INTERVAL, CaseResult, RunConfig, plan, run_catalog, write_not_run
 from harness.scenario import Verdict as ScenarioVerdict
@@ -34,6 +37,7 @@ from harness.verdicts import Verdict
 from harness.worker_timing import KEYS, load_worker_profile, parse_worker_timing
 
 EXIT_OK, EXIT_FAILED, EXIT_UNKNOWN, EXIT_USAGE = 0, 1, 2, 3
+ROOT_CAUSES_SHOWN = 10
 SCENARIO_EXIT = {
     ScenarioVerdict.OK: EXIT_OK,
     ScenarioVerdict.FAILED: EXIT_FAILED,
@@ -42,8 +46,9 @@ SCENARIO_EXIT = {
 }
 
 EPILOG = """exit codes:
-  0  no case FAILED or UNKNOWN (OK, NON-STRICT, INFORMATIONAL and UNIMPLEMENTED all exit 0)
-  1  at least one case FAILED: the worker broke the protocol
+  0  no case FAILED or UNKNOWN (OK, NON-STRICT, INFORMATIONAL and UNIMPLEMENTED all exit 0; NON-STRICT exits 1 with
+     --fail-on non-strict)
+  1  at least one case FAILED: the real master would misbehave or give up on the worker, or the user's data is lost
   2  at least one case was UNKNOWN (and none FAILED): the harness could not judge it - never a pass
   3  usage or script error"""
 
@@ -69,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--markdown", action="store_true", help="a Markdown table (docs/catalog.md is this output)")
     listing.add_argument("--cases", default=None, help="comma-separated globs over case ids or category names")
 
+    verdicts = sub.add_parser(
+        "verdicts",
+        help="the consequence table: each kind of finding, what it does to a real master, and its verdict",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
+    verdicts.add_argument("--markdown", action="store_true", help="as a Markdown page (docs/verdicts.md is this output)")
+
     run = sub.add_parser(
         "run", help="run the catalog (or one script) against a worker, writing a report", epilog=EPILOG, formatter_class=fmt
     )
@@ -88,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="leave out cases that would take longer at the worker's timing (e.g. the master-silence cases, 60-90 s at "
         "Locust's pace); they are reported as not run, never as passed",
+    )
+    run.add_argument(
+        "--fail-on",
+        choices=("failed", "non-strict"),
+        default="failed",
+        help="what exits 1: FAILED only (default), or NON-STRICT too: a CI gate that refuses late heartbeats (and other "
+        "lost margins) before they reach the real master's 'missing'",
     )
     run.add_argument("--user-class", default="ConformanceUser", help="the user class name spawns ask for")
     run.add_argument("--script", type=Path, default=None, help="run this script (JSON or TOML) instead of the catalog")
@@ -205,6 +225,15 @@ def _resolve_pace(args: argparse.Namespace, declared: dict[str, float], default:
     return pace
 
 
+def cmd_verdicts(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(verdicts_markdown(), end="")
+        return EXIT_OK
+    for rule in RULES.values():
+        print(f"{rule.oracle:<32} {rule.verdict.value:<13} {rule.why}")
+    return EXIT_OK
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     cases = select(args.cases)
     if args.json:
@@ -297,10 +326,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:  # interrupted too: the report of the cases that finished
         reported = _write_report(folder)
     counts = {k: v for k, v in run.counts().items() if v}
+    causes = root_causes([r.to_json() for r in run.results])
+    if causes:
+        print(f"\nroot causes, worst first ({len(causes)}):")
+        for cause in causes[:ROOT_CAUSES_SHOWN]:
+            print(f"  {describe_cause(cause)}")
+        if len(causes) > ROOT_CAUSES_SHOWN:
+            print(f"  ... and {len(causes) - ROOT_CAUSES_SHOWN} more in results.json")
     not_run = f", not run {len(run.not_run)}" if run.not_run else ""
-    print(f"\n{len(run.results)} cases in {run.duration:.1f} s: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + not_run)
+    robust = sum(1 for r in run.results if r.verdict is Verdict.FAILED and r.case.kind == "robustness")
+    of_which = f" ({robust} of the FAILED under input the stock master never sends)" if robust else ""
+    print(
+        f"\n{len(run.results)} cases in {run.duration:.1f} s: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+        + not_run
+        + of_which
+    )
     print(f"results: {folder / 'results.json'}")
-    if counts.get(Verdict.FAILED.value):
+    if counts.get(Verdict.FAILED.value) or (args.fail_on == "non-strict" and counts.get(Verdict.NON_STRICT.value)):
         return EXIT_FAILED  # the worker's verdict stands, whatever happened to the report
     return EXIT_UNKNOWN if counts.get(Verdict.UNKNOWN.value) or not reported else EXIT_OK
 
@@ -496,6 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {
         "list": cmd_list,
+        "verdicts": cmd_verdicts,
         "run": cmd_run,
         "mutants": cmd_mutants,
         "explore": cmd_explore,

@@ -39,6 +39,7 @@ from harness.launcher import WorkerProcess
 from harness.oracles import REPLY_DEADLINE_INTERVALS
 from harness.protocol.messages import MessageType
 from harness.protocol.timing import Timing
+from harness.consequences import judged
 from harness.errors import ScenarioError
 from harness.repro import EXIT_USAGE, Outcome, Recording
 from harness.repro import main as repro_main
@@ -415,7 +416,7 @@ def replay_main(schedule: dict[str, Any], *, default_interval: float = EXPLORE_I
         failed = [f for f in r.findings if f.verdict is Verdict.FAILED]
         if r.failure:
             expected, _, observed = r.failure.removeprefix("expected ").partition("; observed ")
-            failed.append(Finding("progress", Verdict.FAILED, expected, observed))  # after the oracles' (they say why)
+            failed.append(judged("progress", expected, observed))  # after the oracles' (they say why)
         gaps = [g for _, g in r.gaps()]
         worst = f"worst heartbeat gap {max(gaps):.3f} s" if gaps else "no heartbeat gap measured"
         evidence = [f"schedule: {plan.describe()}", worst]

@@ -177,7 +177,7 @@ class OutputDrain:
     def _keep(self, t: float, raw: bytes) -> None:
         if len(raw) > self.limits.line_bytes:
             self.cut_lines += 1
-            raw = raw[: self.limits.line_bytes] + f" [... line cut by the harness: {len(raw)} bytes]".encode()
+            raw = _cut(raw, self.limits.line_bytes)
         text = raw.rstrip(b"\r").decode("utf-8", "replace")
         line = OutputLine(t, text)
         with self._lock:
@@ -256,11 +256,17 @@ def _tail_lines(chunks: list[tuple[float, bytes]], line_bytes: int) -> list[Outp
         for j, raw in enumerate(parts):
             if i == 0 and j == 0:
                 continue  # the chunk before it was dropped: this line's start is gone
-            raw = raw[:line_bytes]
-            out.append(OutputLine(pending_t if j == 0 else t, raw.rstrip(b"\r").decode("utf-8", "replace")))
+            out.append(OutputLine(pending_t if j == 0 else t, _cut(raw, line_bytes).rstrip(b"\r").decode("utf-8", "replace")))
     if pending:
-        out.append(OutputLine(pending_t, pending[:line_bytes].decode("utf-8", "replace")))
+        out.append(OutputLine(pending_t, _cut(pending, line_bytes).decode("utf-8", "replace")))
     return out
+
+
+def _cut(raw: bytes, line_bytes: int) -> bytes:
+    """A line no longer than ``line_bytes``, saying so when it was cut."""
+    if len(raw) <= line_bytes:
+        return raw
+    return raw[:line_bytes] + f" [... line cut by the harness: {len(raw)} bytes]".encode()
 
 
 class WorkerProcess:

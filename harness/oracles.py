@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.consequences import judged
 from harness.output import OutputLine, Sign, crash_signs
 from harness.protocol.master import master_can_read_heartbeat
 from harness.protocol.messages import MessageType
 from harness.protocol.schema import Severity
 from harness.protocol.timing import Timing
 from harness.trace import Kind, TraceRecord, fault_windows
-from harness.verdicts import Finding, Verdict
+from harness.verdicts import Finding
 
 NON_STRICT_GAP = 1.5  # heartbeat gaps above this many intervals are NON-STRICT (the master still accepts them)
 # Our own timestamping lags the wire by up to this much on a loaded 2-core machine (the master's receive loop
@@ -44,6 +45,7 @@ class Evidence:
     exempt: list[tuple[float, float, str]] = field(default_factory=list)  # absolute windows
     asked_counts: dict[str, int] | None = None
     teardown_at: float | None = None  # when the harness began stopping the worker (trace clock); None: it did not
+    exited_at: float | None = None  # when the worker was first seen to have ended (trace clock)
     needed_sigkill: bool = False  # the worker outlived the harness's SIGTERM and was killed
     output_not_judged: str = ""  # what of the output was not kept (a flood of output), said in a finding
 
@@ -116,9 +118,8 @@ def check_heartbeat_liveness(ev: Evidence) -> list[Finding]:
             break  # after the observation ended (the worker was being stopped): not judged
         if rec.kind is Kind.LIVENESS and rec.note == "missing" and not ev.exempted(rec.t - ev.timing.missing_after_max, rec.t):
             findings.append(
-                Finding(
+                judged(
                     "heartbeat.missing",
-                    Verdict.FAILED,
                     f"a heartbeat at least every {ev.timing.missing_after_min:g} s (the master's missing rule)",
                     f"the real master's rule marked the worker missing{_last_beat_before(ev, rec.t)}",
                     ev.rel(rec.t),
@@ -128,9 +129,8 @@ def check_heartbeat_liveness(ev: Evidence) -> list[Finding]:
     limit = NON_STRICT_GAP * interval + HARNESS_JITTER
     if worst_gap > ev.timing.missing_after_max and not any(f.oracle == "heartbeat.missing" for f in findings):
         findings.append(
-            Finding(
+            judged(
                 "heartbeat.missing",
-                Verdict.FAILED,
                 f"no heartbeat gap above {ev.timing.missing_after_max:g} s",
                 f"a {worst_gap:.3f} s gap without heartbeats",
                 ev.rel(worst_at),
@@ -138,9 +138,8 @@ def check_heartbeat_liveness(ev: Evidence) -> list[Finding]:
         )
     elif worst_gap > limit and not findings:
         findings.append(
-            Finding(
+            judged(
                 "heartbeat.gap",
-                Verdict.NON_STRICT,
                 f"heartbeat gaps of at most {limit:.3f} s (1.5 x interval + {HARNESS_JITTER:g} s)",
                 f"a {worst_gap:.3f} s gap",
                 ev.rel(worst_at),
@@ -150,8 +149,12 @@ def check_heartbeat_liveness(ev: Evidence) -> list[Finding]:
 
 
 def heartbeat_gaps(ev: Evidence) -> list[tuple[float, float]]:
-    """``(start, length)`` of every silence between readable heartbeats, from the first ack to the worker's quit
-    (or the end), leaving out silences that overlap a window in which the harness could not hear the worker."""
+    """``(start, length)`` of every silence between readable heartbeats, from the first ack until the worker began
+    shutting down (the master's quit, its own, a signal the case sent) or observation ended.
+
+    A window in which the harness could not hear the worker excuses its own span only: the silence before it
+    and after it is judged, so heartbeats that never resume after a master restart are a gap like any other.
+    """
     acks = ev.sent(MessageType.ACK)
     if not acks:
         return []
@@ -160,9 +163,31 @@ def heartbeat_gaps(ev: Evidence) -> list[tuple[float, float]]:
         for r in ev.received(MessageType.HEARTBEAT)
         if r.t >= acks[0].t and r.message and master_can_read_heartbeat(r.message.data)
     ]
-    stop = min(t for t in (_quit_time(ev), ev.end) if t is not None)
+    shutdown = shutdown_began(ev)
+    stop = min(ev.end, shutdown[0]) if shutdown is not None else ev.end
     points = [acks[0].t, *[b for b in beats if b <= stop], stop]
-    return [(a, b - a) for a, b in zip(points, points[1:], strict=False) if b > a and not ev.exempted(a, b)]
+    gaps: list[tuple[float, float]] = []
+    for a, b in zip(points, points[1:], strict=False):
+        if b > a:
+            gaps += [(start, end - start) for start, end in _unexcused(a, b, ev.exempt) if end > start]
+    return gaps
+
+
+def _unexcused(start: float, end: float, windows: Iterable[tuple[float, float, str]]) -> list[tuple[float, float]]:
+    """The parts of ``(start, end)`` outside every window."""
+    parts = [(start, end)]
+    for w0, w1, _ in sorted(windows):
+        kept: list[tuple[float, float]] = []
+        for a, b in parts:
+            if w1 <= a or w0 >= b:
+                kept.append((a, b))
+                continue
+            if a < w0:
+                kept.append((a, w0))
+            if w1 < b:
+                kept.append((w1, b))
+        parts = kept
+    return parts
 
 
 def _last_beat_before(ev: Evidence, t: float) -> str:
@@ -181,9 +206,8 @@ def check_socket_safety(ev: Evidence) -> list[Finding]:
         sig = signal.Signals(-ev.exit_code)
         observed = f"it was killed by signal {int(sig)} ({sig.name}: abort/segfault, the signature of concurrent socket use)"
         findings.append(
-            Finding(
+            judged(
                 {Phase.CASE: "socket.signal", Phase.SHUTDOWN: "shutdown.signal", Phase.TEARDOWN: "teardown.signal"}[phase],
-                PHASE_VERDICT[phase],
                 "the worker never dies by a signal",
                 observed + _phase_suffix(ev, phase, shutdown),
             )
@@ -191,9 +215,8 @@ def check_socket_safety(ev: Evidence) -> list[Finding]:
     findings += check_output(ev, shutdown)
     if ev.needed_sigkill:
         findings.append(
-            Finding(
+            judged(
                 "teardown.sigkill",
-                Verdict.INFORMATIONAL,
                 "the worker ends on SIGTERM (as when a user or an orchestrator stops it)",
                 "it was still running after the harness's SIGTERM and grace period, and was killed with SIGKILL"
                 + (f" (SIGTERM at t={ev.rel(ev.teardown_at):.3f}s)" if ev.teardown_at is not None else ""),
@@ -203,9 +226,8 @@ def check_socket_safety(ev: Evidence) -> list[Finding]:
         bad = [v for v in rec.violations if v.rule.split(".")[0] in ("codec", "framing", "envelope")]
         if bad:
             findings.append(
-                Finding(
+                judged(
                     "socket.frames",
-                    Verdict.FAILED,
                     "well-formed single-frame messages",
                     f"{bad[0]} ({len(rec.frames)} frame(s), {rec.size} bytes)",
                     ev.rel(rec.t),
@@ -223,7 +245,6 @@ class Phase(enum.StrEnum):
     TEARDOWN = "teardown"  # after the harness began stopping it: the harness's doing, reported only
 
 
-PHASE_VERDICT = {Phase.CASE: Verdict.FAILED, Phase.SHUTDOWN: Verdict.NON_STRICT, Phase.TEARDOWN: Verdict.INFORMATIONAL}
 # A case that makes the worker shut down by other means than quit (a signal, a master it is expected to give up on)
 # says so with a note starting with this.
 SHUTDOWN_NOTE = "worker shutdown begins: "
@@ -263,9 +284,10 @@ def _phase_suffix(ev: Evidence, phase: Phase, shutdown: tuple[float, str] | None
 def check_output(ev: Evidence, shutdown: tuple[float, str] | None = None) -> list[Finding]:
     """Crash signs in the worker's output (``harness.output``), one finding per kind of sign and phase.
 
-    During the case they are FAILED (a user task's traceback INFORMATIONAL: Locust logs it and carries on);
-    during the worker's own shutdown NON-STRICT, named as a shutdown finding; after the harness began
-    tearing the worker down INFORMATIONAL. Output of a stack dump the harness asked for is not judged.
+    Each phase has its own oracle name, graded by harness.consequences: ``socket.*`` during the case,
+    ``shutdown.output`` during the worker's own shutdown, ``teardown.output`` once the harness began tearing it
+    down (a user task's traceback is ``output.task-traceback``: Locust logs it and carries on). Output of a stack
+    dump the harness asked for is not judged.
     """
     if shutdown is None:
         shutdown = shutdown_began(ev)
@@ -281,46 +303,44 @@ def check_output(ev: Evidence, shutdown: tuple[float, str] | None = None) -> lis
         t = lines[first.first].t
         more = f" ({len(group)} times, the first shown)" if len(group) > 1 else ""
         if kind == "python.task-traceback":
-            oracle, verdict = "output.task-traceback", Verdict.INFORMATIONAL
+            oracle = "output.task-traceback"
         elif phase is Phase.CASE:
-            oracle, verdict = ("socket.traceback" if kind == "python.traceback" else "socket.output"), Verdict.FAILED
+            oracle = "socket.traceback" if kind == "python.traceback" else "socket.output"
         else:
-            oracle, verdict = f"{phase.value}.output", PHASE_VERDICT[phase]
+            oracle = f"{phase.value}.output"
         expected = {
             Phase.CASE: "no crash or ZMQ error in the worker's output",
             Phase.SHUTDOWN: "a clean shutdown: no crash or ZMQ error while the worker shuts down",
             Phase.TEARDOWN: "no crash or ZMQ error while the harness stops the worker",
         }[phase]
         findings.append(
-            Finding(
+            judged(
                 oracle,
-                verdict,
                 expected,
                 f"{first.what}: {first.headline!r}{more}{_phase_suffix(ev, phase, shutdown)}",
                 ev.rel(t),
             )
         )
     if ev.output_not_judged:
-        findings.append(Finding("output.not-judged", Verdict.INFORMATIONAL, "every line of output judged", ev.output_not_judged))
+        findings.append(judged("output.not-judged", "every line of output judged", ev.output_not_judged))
     return findings
 
 
 def check_schema(ev: Evidence) -> list[Finding]:
-    """Every message the worker sent fits its schema (ERROR -> FAILED, DEVIATION -> INFORMATIONAL)."""
-    findings: list[Finding] = []
-    for severity, verdict in ((Severity.ERROR, Verdict.FAILED), (Severity.DEVIATION, Verdict.INFORMATIONAL)):
-        hits = [
-            (r, v)
-            for r in ev.received()
-            for v in r.violations
-            if v.severity is severity and v.rule.startswith(("schema", "type", "direction"))
-        ]
-        if hits:
-            rec, v = hits[0]
-            more = f" (and {len(hits) - 1} more)" if len(hits) > 1 else ""
-            findings.append(
-                Finding(f"schema.{v.rule.split('.', 1)[-1]}", verdict, v.expected, f"{v.observed}{more}", ev.rel(rec.t))
-            )
+    """Every message the worker sent fits its schema: one finding per violated rule and field, with how many messages
+    broke it (``schema.<type>`` for what the real master cannot read, ``schema.deviation.<type>`` for what it reads
+    but Locust's own worker never sends)."""
+    groups: dict[tuple[str, str, str], list[tuple[TraceRecord, Any]]] = {}
+    for rec in ev.received():
+        for v in rec.violations:
+            if v.rule.startswith(("schema", "type", "direction")):
+                family = "schema" if v.severity is Severity.ERROR else "schema.deviation"
+                groups.setdefault((family, v.rule.split(".", 1)[-1], v.expected), []).append((rec, v))
+    findings = []
+    for (family, name, expected), hits in groups.items():
+        rec, v = hits[0]
+        count = f" ({len(hits)} messages, the first shown)" if len(hits) > 1 else ""
+        findings.append(judged(f"{family}.{name}", expected, f"{v.observed}{count}", ev.rel(rec.t)))
     return findings
 
 
@@ -329,18 +349,23 @@ def check_protocol_order(ev: Evidence) -> list[Finding]:
     findings: list[Finding] = []
     received = ev.received()
     if received and received[0].message is not None and received[0].message.type != MessageType.CLIENT_READY:
+        first = received[0].message.type
         findings.append(
-            Finding(
-                "order.first",
-                Verdict.FAILED,
+            judged(
+                "order.first" if first in ACTED_ON_WHEN_UNKNOWN else "order.first-ignored",
                 "client_ready as the worker's first message",
-                f"{received[0].message.type} first",
+                f"{first} first",
                 ev.rel(received[0].t),
             )
         )
     findings += _check_spawn_counts(ev)
     findings += _check_reported_states(ev)
     return findings
+
+
+# What the real master does with a message from a worker it does not know yet (2.47): it asks a worker that says
+# spawning or spawning_complete to quit; it ignores the rest (a heartbeat at debug level; stats are merged anyway).
+ACTED_ON_WHEN_UNKNOWN = frozenset({MessageType.SPAWNING, MessageType.SPAWNING_COMPLETE})
 
 
 def _valid_spawns(ev: Evidence) -> list[TraceRecord]:
@@ -404,9 +429,8 @@ def _check_spawn_counts(ev: Evidence) -> list[Finding]:
         return []
     done, spawn = wrong[0]
     return [
-        Finding(
+        judged(
             "order.spawn-counts",
-            Verdict.FAILED,
             f"spawning_complete counts equal to the spawn's {_spawn_counts(spawn)}",
             f"{_spawn_counts(done)}",
             ev.rel(done.t),
@@ -438,10 +462,11 @@ def _check_reported_states(ev: Evidence) -> list[Finding]:
                 continue
             state = msg.data.get("state") if isinstance(msg.data, dict) else None
             if state != expected[0]:
+                # The master treats spawning and running alike (both active): only its UI differs.
+                spawning = expected[0] == "running" and state == "spawning"
                 return [
-                    Finding(
-                        "order.state",
-                        Verdict.FAILED,
+                    judged(
+                        "order.state-spawning" if spawning else "order.state",
                         f"heartbeats reporting {expected[0]!r} after "
                         f"{'spawning_complete' if expected[0] == 'running' else 'client_ready'}",
                         f"state {state!r} {rec.t - expected[1]:.3f} s later",
@@ -456,45 +481,65 @@ def _stop_in_flight(ev: Evidence, start: float, end: float) -> bool:
 
 
 def check_replies(ev: Evidence) -> list[Finding]:
-    """Every spawn, stop and quit the master sent is answered within the deadline."""
+    """Every spawn and stop the master sent is answered within the deadline.
+
+    A stop sent to a worker that was ready is not waited for by the real master (its stop check counts a ready
+    worker as stopped): left unanswered, it is ``stop.when-ready``. The worker's answer to quit is the exit
+    oracle's (``check_exit_after_quit``).
+    """
     deadline = REPLY_DEADLINE_INTERVALS * ev.timing.heartbeat_interval
     findings: list[Finding] = []
-    rules: list[tuple[str, list[TraceRecord], tuple[str, ...], float]] = [
-        ("spawn", _valid_spawns(ev), (MessageType.SPAWNING_COMPLETE,), deadline),
-        ("stop", ev.sent(MessageType.STOP), (MessageType.CLIENT_STOPPED,), deadline),
-        ("quit", ev.sent(MessageType.QUIT), (MessageType.QUIT,), deadline),
+    rules: list[tuple[str, list[TraceRecord], tuple[str, ...]]] = [
+        ("spawn", _valid_spawns(ev), (MessageType.SPAWNING_COMPLETE,)),
+        ("stop", ev.sent(MessageType.STOP), (MessageType.CLIENT_STOPPED,)),
     ]
     settled, _ = _match_spawns(ev)
-    for name, asks, answers, limit in rules:
+    for name, asks, answers in rules:
         for ask in asks:
-            if ask.t + limit > ev.end or ev.exempted(ask.t, ask.t + limit):
+            if ask.t + deadline > ev.end or ev.exempted(ask.t, ask.t + deadline):
                 continue  # the case did not watch long enough to judge this one
             if name == "spawn":
-                answered = settled.get(ask.seq, float("inf")) <= ask.t + limit  # by a spawning_complete with its counts
+                answered = settled.get(ask.seq, float("inf")) <= ask.t + deadline  # by a spawning_complete with its counts
             else:
-                answered = any(ask.t <= r.t <= ask.t + limit for r in ev.received(*answers))
-            if not answered:
-                # A spawn is superseded by a later spawn, stop or quit (a stale spawn supersedes nothing), a stop by a
-                # quit, the master's or the worker's own: the master no longer waits for the answer (Locust's master
-                # deletes a worker that quits).
-                quits = [*ev.sent(MessageType.QUIT), *ev.received(MessageType.QUIT)]
-                later = {
-                    "spawn": [*_valid_spawns(ev), *ev.sent(MessageType.STOP), *quits],
-                    "stop": quits,
-                }.get(name, [])
-                if any(ask.seq < s.seq and s.t <= ask.t + limit for s in later):
-                    continue
-                findings.append(
-                    Finding(
-                        f"progress.{name}",
-                        Verdict.FAILED,
-                        f"{'/'.join(answers)} within {limit:.2f} s of {name}",
-                        "no answer",
-                        ev.rel(ask.t),
-                    )
+                answered = any(ask.t <= r.t <= ask.t + deadline for r in ev.received(*answers))
+            if answered:
+                continue
+            # A spawn is superseded by a later spawn, stop or quit (a stale spawn supersedes nothing), a stop by a
+            # quit, the master's or the worker's own: the master no longer waits for the answer (Locust's master
+            # deletes a worker that quits).
+            quits = [*ev.sent(MessageType.QUIT), *ev.received(MessageType.QUIT)]
+            later = [*_valid_spawns(ev), *ev.sent(MessageType.STOP), *quits] if name == "spawn" else quits
+            if any(ask.seq < s.seq and s.t <= ask.t + deadline for s in later):
+                continue
+            ready = name == "stop" and worker_state_at(ev, ask.t) == "ready"
+            findings.append(
+                judged(
+                    "stop.when-ready" if ready else f"progress.{name}",
+                    f"{'/'.join(answers)} within {deadline:.2f} s of {name}",
+                    "no answer" + (" (the worker was ready: the real master counts it as stopped)" if ready else ""),
+                    ev.rel(ask.t),
                 )
-                break
+            )
+            break
     return findings
+
+
+def worker_state_at(ev: Evidence, t: float) -> str | None:
+    """The state the worker was in at ``t`` as the master knew it: its last heartbeat's, moved on by spawns in flight
+    and by what it said since (spawning, spawning_complete, client_stopped)."""
+    state: str | None = None
+    since = float("-inf")
+    for rec in ev.received(MessageType.HEARTBEAT):
+        if rec.t > t:
+            break
+        data = rec.message.data if rec.message else None
+        state, since = (data.get("state") if isinstance(data, dict) else None), rec.t
+    for rec in ev.received(MessageType.SPAWNING, MessageType.SPAWNING_COMPLETE, MessageType.CLIENT_STOPPED):
+        if since < rec.t <= t:
+            state = {"spawning": "spawning", "spawning_complete": "running"}.get(str(rec.type), "ready")
+    if any(since < r.t <= t for r in _valid_spawns(ev)):
+        state = "spawning"
+    return state
 
 
 def check_stats(ev: Evidence) -> list[Finding]:
@@ -505,7 +550,7 @@ def check_stats(ev: Evidence) -> list[Finding]:
             continue
         problem = _stats_problem(data)
         if problem:
-            return [Finding("stats.integrity", Verdict.FAILED, "consistent, non-negative delta counts", problem, ev.rel(rec.t))]
+            return [judged("stats.integrity", "consistent, non-negative delta counts", problem, ev.rel(rec.t))]
     return []
 
 
@@ -533,9 +578,8 @@ def check_stats_deltas(ev: Evidence) -> list[Finding]:
         if len(again) >= 2:
             first = closed[again[0]][1]
             return [
-                Finding(
+                judged(
                     "stats.deltas",
-                    Verdict.FAILED,
                     "each report to count only new requests (the master adds the reports up)",
                     f"the report at t={ev.rel(t_new):.3f}s repeats {len(again)} earlier seconds with their full counts "
                     f"(second {again[0]} was first reported at t={ev.rel(first):.3f}s): cumulative counts, "
@@ -579,26 +623,37 @@ def _stats_problem(data: dict[str, Any]) -> str | None:
 
 
 def check_final_stats_on_quit(ev: Evidence) -> list[Finding]:
-    """After the master's quit, a final stats report comes before the worker's quit (optional in the spec)."""
-    quits_sent = ev.sent(MessageType.QUIT)
-    worker_quit = _quit_time(ev)
-    if not quits_sent or worker_quit is None or worker_quit < quits_sent[0].t:
+    """After the master's quit, a final stats report comes before the worker's quit, or before it exits if it sends
+    no quit (optional in the spec: the requests since the last report are lost without it)."""
+    unreachable = [(a, b) for a, b, label in ev.exempt if label in UNREACHABLE]
+    quits_sent = [q for q in ev.sent(MessageType.QUIT) if not any(a <= q.t <= b for a, b in unreachable)]
+    if not quits_sent:
         return []
-    if not any(quits_sent[0].t <= r.t <= worker_quit for r in ev.received(MessageType.STATS)):
-        return [
-            Finding(
-                "stats.final",
-                Verdict.NON_STRICT,
-                "a final stats report between the master's quit and the worker's quit",
-                "quit without a final report: requests made since the last report are lost",
-                ev.rel(worker_quit),
-            )
-        ]
-    return []
+    asked = quits_sent[0].t
+    worker_quit = _quit_time(ev)
+    if worker_quit is not None and worker_quit < asked:
+        return []  # it had left on its own before the master asked
+    if worker_quit is not None:
+        until, how = worker_quit, "quit"
+    elif ev.exit_code is not None and not ev.killed_by_harness:
+        until, how = (ev.exited_at if ev.exited_at is not None else ev.end), "exited (without a quit)"
+    else:
+        return []  # it never ended: the exit oracle says so
+    if any(asked <= r.t <= until for r in ev.received(MessageType.STATS)):
+        return []
+    return [
+        judged(
+            "stats.final",
+            "a final stats report between the master's quit and the worker's end",
+            f"it {how} without a final report: requests made since the last report are lost",
+            ev.rel(until),
+        )
+    ]
 
 
 def check_exit_after_quit(ev: Evidence, within: float) -> list[Finding]:
-    """After the master's quit the worker sends quit and exits by itself within ``within`` seconds.
+    """After the master's quit the worker exits by itself within ``within`` seconds (and says quit, which the real
+    master does not wait for).
 
     A quit sent while the worker could not be reached (the master down or dead, or the worker between two
     connections after a reconnect) may never have arrived: not judged. A pause in reading does not excuse it.
@@ -609,14 +664,11 @@ def check_exit_after_quit(ev: Evidence, within: float) -> list[Finding]:
         return []
     findings: list[Finding] = []
     if _quit_time(ev) is None:
-        findings.append(
-            Finding("shutdown.quit", Verdict.FAILED, "a quit message in answer to the master's quit", "none", ev.rel(quits[0].t))
-        )
+        findings.append(judged("shutdown.quit", "a quit message in answer to the master's quit", "none", ev.rel(quits[0].t)))
     if ev.exit_code is None or ev.killed_by_harness:
         findings.append(
-            Finding(
+            judged(
                 "shutdown.exit",
-                Verdict.FAILED,
                 f"the process exits within {within:.2f} s of quit",
                 "it was still running and had to be killed",
             )
@@ -653,5 +705,5 @@ def judge(ev: Evidence, oracles: Iterable[Oracle] = DEFAULT_ORACLES) -> list[Fin
         try:
             findings += oracle(ev)
         except Exception as exc:  # a bug in our oracle must not read as a pass
-            findings.append(Finding(f"harness.{oracle.__name__}", Verdict.UNKNOWN, "the oracle to run", f"it crashed: {exc!r}"))
+            findings.append(judged(f"harness.{oracle.__name__}", "the oracle to run", f"it crashed: {exc!r}"))
     return findings

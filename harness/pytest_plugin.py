@@ -78,6 +78,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--lc-user-class", default=None, help=f"the user class spawns ask for (default {DEFAULT_USER_CLASS})")
     group.addoption("--lc-strict", action="store_true", default=None, help="NON-STRICT verdicts fail instead of warning")
+    group.addoption(
+        "--lc-fail-on",
+        choices=("failed", "non-strict"),
+        default=None,
+        help="what fails an item: FAILED (default) or NON-STRICT too (the same switch as --lc-strict and as "
+        "'locust-conformance run --fail-on')",
+    )
     group.addoption("--lc-report", default=None, help="folder for the cases' evidence (default: pytest's tmp_path folders)")
     parser.addini("lc_worker", "as --lc-worker", default=None)
     parser.addini("lc_cases", "as --lc-cases", default=None)
@@ -86,6 +93,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("lc_max_case_seconds", "as --lc-max-case-seconds", default=None)
     parser.addini("lc_user_class", "as --lc-user-class", default=None)
     parser.addini("lc_strict", "as --lc-strict", type="bool", default=False)
+    parser.addini("lc_fail_on", "as --lc-fail-on", default=None)
     parser.addini("lc_report", "as --lc-report", default=None)
 
 
@@ -163,12 +171,20 @@ def _check_timing_options(config: pytest.Config) -> None:
         parse_worker_timing(str(_option(config, "worker_timing") or ""))
     except ScenarioError as exc:
         raise pytest.UsageError(f"--lc-worker-timing: {exc}") from None
+    fail_on = _option(config, "fail_on")
+    if fail_on not in (None, "failed", "non-strict"):
+        raise pytest.UsageError(f"lc_fail_on: 'failed' or 'non-strict', got {fail_on!r}")
     limit = _option(config, "max_case_seconds")
     try:
         if limit is not None and not float(limit) > 0:
             raise ValueError
     except ValueError:
         raise pytest.UsageError(f"--lc-max-case-seconds: a positive number of seconds, got {limit!r}") from None
+
+
+def _strict(config: pytest.Config) -> bool:
+    """NON-STRICT fails: --lc-strict, or --lc-fail-on non-strict (one switch, two spellings)."""
+    return bool(_option(config, "strict")) or _option(config, "fail_on") == "non-strict"
 
 
 def _declared(config: pytest.Config) -> dict[str, float]:
@@ -237,7 +253,7 @@ class CatalogItem(pytest.Item):
         config.stash.setdefault(_RESULTS, []).append((run, result))
         self.user_properties.append(("verdict", result.verdict.value))
         self.user_properties.append(("artifacts", result.artifacts))
-        outcome(result, strict=bool(_option(config, "strict")))
+        outcome(result, strict=_strict(config))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, VerdictFailure):

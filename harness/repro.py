@@ -148,6 +148,7 @@ def judge_recording(recording: Recording, end: float, process: WorkerProcess) ->
         output=process.lines(),
         exempt=excused_windows(recording.records),
         teardown_at=process.teardown_at,
+        exited_at=process.exited_at,
         needed_sigkill=process.needed_sigkill,
     )
     return judge_run(evidence)

@@ -28,12 +28,14 @@ from typing import Any
 from fakemaster.master import FakeMaster
 from harness import __version__
 from harness.catalog import Case, CaseContext
+from harness.consequences import judged
 from harness.errors import ConformanceError, ExpectationFailed, HarnessFault, ProtocolViolation, ScenarioError
 from harness.launcher import WorkerProcess, describe_exit, render_command
 from harness.oracles import HARNESS_JITTER, NON_STRICT_GAP, Evidence, excused_windows, heartbeat_gaps, judge_run
 from harness.pace import Pace
 from harness.protocol.messages import MessageType
 from harness.protocol.timing import Timing
+from harness.root_causes import root_causes
 from harness.stacks import dump as dump_stacks
 from harness.startup import StartupFailed
 from harness.trace import Kind, TraceRecord, fault_windows, format_record, parse_window_note, window_note
@@ -174,22 +176,18 @@ def _run_case(case: Case, config: RunConfig, folder: Path, report: Path | None) 
     except StartupFailed as exc:
         failure = exc.failure
         dump = _stack_dump(master, process, folder) if failure.verdict is Verdict.FAILED and process is not None else ""
-        findings.append(Finding(failure.rule, failure.verdict, failure.expected, failure.observed + dump))
+        findings.append(judged(failure.rule, failure.expected, failure.observed + dump))
     except ExpectationFailed as exc:
         dump = _stack_dump(master, process, folder) if process is not None else ""
-        findings.append(
-            Finding("progress", Verdict.FAILED, exc.expected, f"{exc.observed}{dump}", master.clock.now() - master.trace.t0)
-        )
+        findings.append(judged("progress", exc.expected, f"{exc.observed}{dump}", master.clock.now() - master.trace.t0))
     except ProtocolViolation as exc:
-        findings.append(Finding(exc.rule, Verdict.FAILED, exc.expected, exc.observed))
+        findings.append(judged(exc.rule, exc.expected, exc.observed))
     except HarnessFault as exc:
-        findings.append(Finding("harness", Verdict.UNKNOWN, "the harness to run the case", str(exc)))
+        findings.append(judged("harness", "the harness to run the case", str(exc)))
     except ConformanceError as exc:  # ScenarioError: a bug in the case itself
-        findings.append(Finding("harness.case", Verdict.UNKNOWN, "a well-formed case", str(exc)))
+        findings.append(judged("harness.case", "a well-formed case", str(exc)))
     except Exception as exc:  # any other bug of ours: never a pass
-        findings.append(
-            Finding("harness.crash", Verdict.UNKNOWN, "the case to run", f"{exc!r}\n{traceback.format_exc()[-1500:]}")
-        )
+        findings.append(judged("harness.crash", "the case to run", f"{exc!r}\n{traceback.format_exc()[-1500:]}"))
     end = master.clock.now()
     code = process.stop(grace=max(STOP_GRACE, 2 * timing.heartbeat_interval)) if process is not None else None
     master.close()
@@ -205,6 +203,7 @@ def _run_case(case: Case, config: RunConfig, folder: Path, report: Path | None) 
         output=process.lines() if process else [],
         exempt=[*excused_windows(master.trace.records()), *(ctx.exempt if ctx else [])],
         teardown_at=process.teardown_at if process else None,
+        exited_at=process.exited_at if process else None,
         needed_sigkill=bool(process and process.needed_sigkill),
         output_not_judged=_not_judged(process),
     )
@@ -345,6 +344,7 @@ class RunResult:
 
     def to_json(self) -> dict[str, Any]:
         config = self.config
+        cases = [r.to_json() for r in self.results]
         return {
             "schema_version": RESULTS_SCHEMA_VERSION,
             "run": {
@@ -365,7 +365,8 @@ class RunResult:
                 "hostname": platform.node(),
             },
             "summary": self.counts(),
-            "cases": [r.to_json() for r in self.results],
+            "root_causes": root_causes(cases),
+            "cases": cases,
             "not_run": [n.to_json() for n in self.not_run],
         }
 

@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
+from harness.consequences import judged
 from harness.errors import MalformedFrame
 from harness.faults import MALFORMED_KINDS, malformed_frames
 from harness.oracles import REPLY_DEADLINE_INTERVALS, Evidence, excused_windows, judge_run
@@ -352,35 +353,29 @@ def check_simulation(sim: Simulation) -> list[Finding]:
     findings: list[Finding] = []
     interval = sim.timing.heartbeat_interval
     if sim.reconnects_asked and not sim.reconnects_done and sim.exit_code is None:
-        findings.append(
-            Finding(
-                "reconnect.socket", Verdict.FAILED, "a new connection after the master's reconnect", "the old socket was kept"
-            )
-        )
+        findings.append(judged("reconnect.socket", "a new connection after the master's reconnect", "the old socket was kept"))
     quits = [r for r in sim.records if r.kind is Kind.RECV and r.type == MessageType.QUIT]
     asked = [r.t for r in sim.records if r.kind is Kind.SEND and r.type == MessageType.QUIT]
     if quits and not asked and sim.sigterm_at is None and not sim.dead:
         silent_for = _master_silent_for(sim, quits[0].t)
         if silent_for < sim.timing.master_heartbeat_timeout:
             findings.append(
-                Finding(
+                judged(
                     "shutdown.unprompted",
-                    Verdict.FAILED,
                     f"no quit before the master has been silent for {sim.timing.master_heartbeat_timeout:g} s",
                     f"quit after {silent_for:.2f} s without a master heartbeat",
                     quits[0].t,
                 )
             )
     if sim.sigterm_at is not None and not any(r.t >= sim.sigterm_at for r in quits):
-        findings.append(Finding("shutdown.sigterm", Verdict.NON_STRICT, "quit sent on SIGTERM", "no quit", sim.sigterm_at))
+        findings.append(judged("shutdown.sigterm", "quit sent on SIGTERM", "no quit", sim.sigterm_at))
     if sim.dead and sim.exit_code is None:
         dead_at = next(r.t for r in sim.records if r.note == window_note("master-death", "start"))
         limit = sim.timing.master_heartbeat_timeout + 2 * interval
         if sim.now - dead_at > limit:
             findings.append(
-                Finding(
+                judged(
                     "shutdown.master-death",
-                    Verdict.UNIMPLEMENTED,
                     f"the worker gives up within {limit:g} s of the master's death",
                     f"still running {sim.now - dead_at:.1f} s later",
                     dead_at,

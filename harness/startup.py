@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fakemaster.master import FakeMaster
+from harness.consequences import rule_for
 from harness.errors import ConformanceError
 from fakemaster.script import first_message_or_exit
 from harness.launcher import WorkerProcess, describe_exit
@@ -29,13 +30,17 @@ TAIL_LINES = 12
 
 @dataclass(frozen=True)
 class StartupFailure:
-    """Why a worker never registered: the finding's oracle, verdict, expectation and observation."""
+    """Why a worker never registered: the finding's oracle, expectation and observation (its verdict is the
+    consequence table's)."""
 
     rule: str
-    verdict: Verdict
     expected: str
     observed: str
     exit_code: int | None = None
+
+    @property
+    def verdict(self) -> Verdict:
+        return rule_for(self.rule).verdict
 
 
 def wait_for_registration(master: FakeMaster, process: WorkerProcess, within: float = STARTUP_TIMEOUT) -> StartupFailure | None:
@@ -56,7 +61,6 @@ def diagnose(master: FakeMaster, process: WorkerProcess, within: float) -> Start
     if code is not None and not accepted:
         return StartupFailure(
             "launch",
-            Verdict.UNKNOWN,
             "a worker process that connects to the master",
             f"it ended ({describe_exit(code)}) before connecting:\n{tail}",
             code,
@@ -64,14 +68,12 @@ def diagnose(master: FakeMaster, process: WorkerProcess, within: float) -> Start
     if not accepted:
         return StartupFailure(
             "connection.none",
-            Verdict.UNKNOWN,
             f"a TCP connection to the master at {master.endpoint} within {within:g} s",
             f"none: the worker runs but never connected (does its command pass {{host}} and {{port}} on?); output:\n{tail}",
         )
     if failed:
         return StartupFailure(
             "connection.zmtp-handshake",
-            Verdict.FAILED,
             "a completed ZMTP handshake (ZeroMQ 3.x, NULL mechanism) on the worker's connection",
             f"{failed[0]}: the worker does not speak ZeroMQ to the master; output:\n{tail}",
             code,
@@ -79,7 +81,6 @@ def diagnose(master: FakeMaster, process: WorkerProcess, within: float) -> Start
     if not succeeded:
         return StartupFailure(
             "connection.zmtp-handshake",
-            Verdict.FAILED,
             "a completed ZMTP handshake (ZeroMQ 3.x, NULL mechanism) on the worker's connection",
             f"the TCP connection was accepted ({accepted[0].removeprefix('connection accepted ')}) but the ZMTP handshake "
             f"never completed within {within:g} s: not a ZeroMQ peer, or one stuck before its greeting; output:\n{tail}",
@@ -88,7 +89,6 @@ def diagnose(master: FakeMaster, process: WorkerProcess, within: float) -> Start
     ended = f"; it then ended ({describe_exit(code)})" if code is not None else ""
     return StartupFailure(
         "startup",
-        Verdict.FAILED,
         f"a first message (client_ready) within {within:g} s of connecting",
         f"nothing: the ZeroMQ connection came up but the worker never sent a message{ended}; output:\n{tail}",
         code,

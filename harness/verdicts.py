@@ -47,6 +47,7 @@ class Finding:
     expected: str
     observed: str
     at: float | None = None  # seconds since the master started, where a moment applies
+    consequence: str = ""  # what it does to a real master (harness.consequences), which decided the verdict
 
     def __str__(self) -> str:
         when = f" at t={self.at:.3f}s" if self.at is not None else ""
@@ -61,4 +62,6 @@ class Finding:
         }
         if self.at is not None:
             out["at"] = round(self.at, 4)
+        if self.consequence:
+            out["consequence"] = self.consequence
         return out

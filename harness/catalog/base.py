@@ -10,12 +10,13 @@ import signal
 
 from fakemaster.master import FakeMaster
 from harness.launcher import WorkerProcess
+from harness.consequences import ROBUSTNESS, judged
 from harness.oracles import SHUTDOWN_NOTE, Oracle
 from harness.protocol.messages import MessageType
 from harness.protocol.timing import Timing
 from harness.startup import STARTUP_TIMEOUT, StartupFailed, wait_for_registration
 from harness.trace import TraceRecord
-from harness.verdicts import Finding, Verdict
+from harness.verdicts import Finding
 from harness.worker_timing import KEYS
 
 CATEGORIES = ("handshake", "heartbeat", "spawn", "stop-quit", "stats", "reconnect", "malformed", "storms", "timing")
@@ -37,6 +38,12 @@ class Case:
     setup: Callable[[FakeMaster], None] | None = None  # runs on the master before the worker starts
     exclusive: bool = False  # needs a quiet machine (floods): never runs beside other cases
 
+    @property
+    def kind(self) -> str:
+        """``robustness`` for cases that feed input the stock master never sends (malformed frames, floods), else
+        ``conformance``: graded alike, reported apart."""
+        return "robustness" if self.category in ROBUSTNESS else "conformance"
+
     def seconds(self, timing: Timing) -> float:
         """The most this case may take at the worker's ``timing`` (what --max-case-seconds compares)."""
         return self.budget * timing.heartbeat_interval + sum(n * float(getattr(timing, KEYS[key])) for key, n in self.waits)
@@ -45,6 +52,7 @@ class Case:
         return {
             "id": self.id,
             "category": self.category,
+            "kind": self.kind,
             "title": self.title,
             "expectation": self.expectation,
             "spec": self.spec,
@@ -131,15 +139,16 @@ class CaseContext:
         return self.expect(
             MessageType.SPAWNING_COMPLETE,
             4,
-            where=lambda d: _count_of(d, self.user_class) == users,
-            what=f"with {{{self.user_class!r}: {users}}}",
+            where=lambda d: users_of(d, self.user_class) == users,
+            what=f"with user_classes_count {{{self.user_class!r}: {users}}}",
         )
 
     def quit(self, exit_within: float = 6) -> None:
-        """Send quit; expect the worker's quit and that the process then exits by itself."""
+        """Send quit and give the worker time to answer and exit (the shutdown oracles judge both; the real master
+        does not wait for the worker's quit)."""
         self.master.send(MessageType.QUIT)
-        self.expect(MessageType.QUIT, 4, what="in answer to quit")
-        self.process.wait(self.s(exit_within))  # the shutdown oracle judges whether it exited
+        self.master.wait_for(MessageType.QUIT, self.s(4))
+        self.process.wait(self.s(exit_within))
 
     def require_exit(self, within: float) -> None:
         """Expect the process to end within ``within`` intervals (FAILED shutdown.exit if it does not)."""
@@ -148,7 +157,7 @@ class CaseContext:
     def require_exit_s(self, seconds: float) -> None:
         code = self.process.wait(seconds)
         if code is None:
-            self.note(Verdict.FAILED, "shutdown.exit", f"the process exits within {seconds:.2f} s", "still running")
+            self.note("shutdown.exit", f"the process exits within {seconds:.2f} s", "still running")
 
     def signal_worker(self, sig: signal.Signals) -> None:
         """Send ``sig`` to the worker's process group as its OS would; what it prints from then on is its shutdown."""
@@ -159,22 +168,34 @@ class CaseContext:
         """From now on the worker is expected to be shutting down on its own (its output is judged as a shutdown's)."""
         self.master.note(f"{SHUTDOWN_NOTE}{why}")
 
-    def note(self, verdict: Verdict, oracle: str, expected: str, observed: str) -> None:
-        """Record a case-specific finding."""
-        self.findings.append(Finding(oracle, verdict, expected, observed, self.master.clock.now() - self.master.trace.t0))
+    def note(self, oracle: str, expected: str, observed: str) -> None:
+        """Record a case-specific finding, graded by its consequence (harness.consequences)."""
+        self.findings.append(judged(oracle, expected, observed, self.master.clock.now() - self.master.trace.t0))
 
     def exempt_window(self, start: float, end: float, label: str) -> None:
         """Heartbeat gaps in [start, end] (trace clock) are the harness's doing, not the worker's."""
         self.exempt.append((start, end, label))
 
 
-def _count_of(data: Any, user_class: str) -> int | None:
+def total_users(data: Any) -> int | None:
+    """The users a spawning_complete or stats report says run in all, summed over ``user_classes_count`` (what the
+    real master reads; ``user_count`` is left to the schema oracle)."""
+    counts = data.get("user_classes_count") if isinstance(data, dict) else None
+    if not isinstance(counts, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in counts.values()):
+        return None
+    return sum(counts.values())
+
+
+def users_of(data: Any, user_class: str) -> int | None:
+    """The users of ``user_class`` a spawning_complete or stats report says run: from ``user_classes_count``, the only
+    count the real master reads (``user_count`` is for its UI)."""
     if isinstance(data, dict) and isinstance(data.get("user_classes_count"), dict):
         value = data["user_classes_count"].get(user_class, 0)
         return value if isinstance(value, int) else None
     return None
 
 
+ACTIVE = ("running", "spawning")  # states the real master treats alike: a worker with users
 REGISTRY: dict[str, Case] = {}
 Body = Callable[[CaseContext], None]
 

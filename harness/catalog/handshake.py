@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 
 from fakemaster.master import FakeMaster
-from harness.catalog.base import CaseContext, case
+from harness.catalog.base import ACTIVE, CaseContext, case
 from harness.protocol.messages import MessageType
-from harness.verdicts import Verdict
 
 
 def _no_auto_ack(master: FakeMaster) -> None:
@@ -43,7 +42,6 @@ def retry_until_ack(ctx: CaseContext) -> None:
     ctx.expect(MessageType.CLIENT_READY, within, what="re-sent after the connect timeout")
     if any(r.t > first.t for r in ctx.master.trace.records() if r.type == MessageType.HEARTBEAT):
         ctx.note(
-            Verdict.INFORMATIONAL,
             "handshake.early-heartbeat",
             "no heartbeat before the ack (Locust waits for it)",
             "heartbeats before any ack (the real master ignores them)",
@@ -100,10 +98,8 @@ def duplicate_ack(ctx: CaseContext) -> None:
     ctx.master.send(MessageType.ACK, {"index": 0})
     ctx.observe(3)
     if ctx.master.wait_for(MessageType.CLIENT_READY, 0.0) is not None:
-        ctx.note(
-            Verdict.INFORMATIONAL, "handshake.duplicate-ack", "no client_ready after a duplicate ack", "client_ready re-sent"
-        )
-    ctx.expect(MessageType.HEARTBEAT, 2, where=lambda d: isinstance(d, dict) and d.get("state") == "running")
+        ctx.note("handshake.duplicate-ack", "no client_ready after a duplicate ack", "client_ready re-sent")
+    ctx.expect(MessageType.HEARTBEAT, 2, where=lambda d: isinstance(d, dict) and d.get("state") in ACTIVE, what="active")
 
 
 @case(
@@ -120,7 +116,6 @@ def identity_format(ctx: CaseContext) -> None:
     node_id = record.message.node_id
     if not re.fullmatch(r"[^_\s]+_\S+", node_id):
         ctx.note(
-            Verdict.INFORMATIONAL,
             "handshake.identity-format",
             "an identity like <hostname>_<hex>",
             f"{node_id!r} (the master groups workers by the part before '_')",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from harness.catalog.base import CaseContext, case
 from harness.faults import Fault, FaultPlan
 from harness.protocol.messages import MessageType
-from harness.verdicts import Verdict
 
 
 @case(
@@ -104,7 +103,6 @@ def resources_reported(ctx: CaseContext) -> None:
     )
     if found is None:
         ctx.note(
-            Verdict.INFORMATIONAL,
             "heartbeat.resources",
             f"a positive current_memory_usage within {within:g} s (1.3 CPU monitor intervals)",
             "always 0 or absent (the master shows no memory for this worker)",

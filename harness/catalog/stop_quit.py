@@ -6,7 +6,6 @@ import signal
 
 from harness.catalog.base import CaseContext, case
 from harness.protocol.messages import MessageType
-from harness.verdicts import Verdict
 
 
 @case(
@@ -42,7 +41,6 @@ def stop_timeout_honoured(ctx: CaseContext) -> None:
     ready = ctx.expect(MessageType.CLIENT_READY, 6, what="after stop_timeout")
     if ready.t - stopped.t < ctx.s(2) * 0.9:
         ctx.note(
-            Verdict.INFORMATIONAL,
             "stop.timeout",
             f"client_ready >= {ctx.s(2):.2f} s after client_stopped",
             f"{ready.t - stopped.t:.3f} s",
@@ -53,15 +51,17 @@ def stop_timeout_honoured(ctx: CaseContext) -> None:
     "stop-quit/03-stop-when-ready",
     "stop-quit",
     "stop without users",
-    "stop while ready -> client_stopped, client_ready",
+    "stop while ready -> client_stopped, client_ready (or no answer: the real master counts a ready worker as stopped)",
     "§3.5",
-    8,
+    10,
 )
 def stop_when_ready(ctx: CaseContext) -> None:
     ctx.handshake()
     ctx.master.send(MessageType.STOP)
-    ctx.expect(MessageType.CLIENT_STOPPED, 4)
-    ctx.expect(MessageType.CLIENT_READY, 4)
+    if ctx.master.wait_for(MessageType.CLIENT_STOPPED, ctx.s(4.5)) is not None:
+        # The master deletes a worker that says client_stopped: only its client_ready brings it back.
+        ctx.expect(MessageType.CLIENT_READY, 4, what="after client_stopped")
+    # A stop left unanswered by a ready worker is the replies oracle's to grade (stop.when-ready).
 
 
 @case(
@@ -115,10 +115,9 @@ def sigterm_sends_quit(ctx: CaseContext) -> None:
     ctx.signal_worker(signal.SIGTERM)
     if ctx.master.wait_for(MessageType.QUIT, ctx.s(6)) is None:
         ctx.note(
-            Verdict.NON_STRICT,
             "shutdown.sigterm",
             "quit sent on SIGTERM",
             "no quit: the master only notices when it goes missing",
         )
     if ctx.process.wait(ctx.s(8)) is None:
-        ctx.note(Verdict.NON_STRICT, "shutdown.sigterm-exit", "exit on SIGTERM", "still running")
+        ctx.note("shutdown.sigterm-exit", "exit on SIGTERM", "still running")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fakemaster.storm import StormSpec
 from harness.catalog.base import CaseContext, case
-from harness.verdicts import Verdict
 
 THREADS = 2
 RATE = 1500.0  # messages per second per thread: ~3k/s in all, bounded by the duration
@@ -14,7 +13,6 @@ def _storm(ctx: CaseContext, mix: tuple[tuple[str, float], ...], intervals: floa
     result = ctx.master.storm(StormSpec(threads=THREADS, rate=RATE, duration=ctx.s(intervals), mix=mix, seed=7))
     if result.refused:
         ctx.note(
-            Verdict.INFORMATIONAL,
             "storm.refused",
             "every storm message delivered to the worker's socket",
             f"{result.refused} of {result.attempted} refused at the high-water mark (the worker read too slowly)",

@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from harness.consequences import ROBUSTNESS
 from harness.report.model import LoadedRun, folder_name
 from harness.report.timeline import TimelineUnavailable, render_timeline
 from harness.report.wirelog import read_wire_log
@@ -80,6 +81,8 @@ def case_rows(columns: list[Column]) -> list[dict[str, Any]]:
                 continue
             bad = [f for f in mine["findings"] if f["verdict"] == mine["verdict"] and f["verdict"] != "OK"]
             tip = f"{mine['verdict']} [{bad[0]['oracle']}]: {bad[0]['observed']}"[:300] if bad else mine["verdict"]
+            if mine.get("kind") == "robustness" and mine["verdict"] == "FAILED":
+                tip = "fails under input the stock master never sends - " + tip
             cells.append({"verdict": mine["verdict"], "href": column.page(mine), "tip": tip, "gap": mine["max_heartbeat_gap_s"]})
         verdicts = sorted({c["verdict"] for c in cells if c and c["verdict"] != "NOT-RUN"}, key=lambda v: rank(Verdict(v)))
         rows.append(
@@ -87,6 +90,7 @@ def case_rows(columns: list[Column]) -> list[dict[str, Any]]:
                 "id": case_id,
                 "title": case["title"],
                 "category": case["category"],
+                "kind": case.get("kind", "robustness" if case["category"] in ROBUSTNESS else "conformance"),
                 "cells": cells,
                 "verdicts": verdicts,
                 "differ": len({c["verdict"] if c else None for c in cells}) > 1,

@@ -76,6 +76,8 @@ def test_non_strict_passes_with_a_warning_unless_strict(pytester: pytest.Pyteste
     assert "LocustConformanceWarning" in lenient.stdout.str() and "stats.final" in lenient.stdout.str()
     strict = run(pytester, "--lc-worker", worker, "--lc-cases", "stats/05*", "--lc-strict")
     strict.assert_outcomes(failed=1)
+    gated = run(pytester, "--lc-worker", worker, "--lc-cases", "stats/05*", "--lc-fail-on", "non-strict")
+    gated.assert_outcomes(failed=1)  # the same switch as --lc-strict and as `run --fail-on non-strict`
 
 
 def test_unimplemented_is_a_skip_with_the_evidence_as_reason(pytester: pytest.Pytester) -> None:

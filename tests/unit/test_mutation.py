@@ -42,10 +42,21 @@ def test_caught_needs_the_intended_oracle_at_the_intended_verdict() -> None:
     assert not LOCK.caught(result(Verdict.NON_STRICT, GAP)), "a milder verdict from another oracle is a miss"
     assert not LOCK.caught(result(Verdict.FAILED, Finding("order.first", Verdict.FAILED, "x", "y"))), "wrong oracle"
     assert not LOCK.caught(result(Verdict.UNKNOWN, HARNESS)), "a harness failure never counts as a catch"
-    late = Mutant("late-heartbeats", (CASE,), Verdict.NON_STRICT, ("heartbeat.",))
+    late = Mutant("late-heartbeats", (CASE,), Verdict.NON_STRICT, ("heartbeat.gap", "heartbeat.missing"))
     assert late.caught(result(Verdict.NON_STRICT, GAP))
-    assert late.caught(result(Verdict.FAILED, MISSING)), "a worse verdict from the intended oracle counts"
-    assert not late.caught(result(Verdict.INFORMATIONAL, Finding("heartbeat.x", Verdict.INFORMATIONAL, "a", "b")))
+    assert late.caught(result(Verdict.FAILED, MISSING)), "a worse verdict from an intended oracle counts"
+    assert not late.caught(result(Verdict.INFORMATIONAL, Finding("heartbeat.gap", Verdict.INFORMATIONAL, "a", "b")))
+    assert not late.caught(result(Verdict.NON_STRICT, Finding("heartbeat.gap-x", Verdict.NON_STRICT, "a", "b"))), (
+        "oracles are matched exactly, never by prefix"
+    )
+
+
+def test_a_defect_the_master_does_not_mind_is_caught_when_named_at_its_level() -> None:
+    early = Mutant("heartbeat-before-ack", (CASE,), Verdict.INFORMATIONAL, ("order.first-ignored",))
+    named = Finding("order.first-ignored", Verdict.INFORMATIONAL, "a", "b")
+    assert early.caught(result(Verdict.INFORMATIONAL, named))
+    assert not early.caught(result(Verdict.INFORMATIONAL, Finding("handshake.x", Verdict.INFORMATIONAL, "a", "b")))
+    assert not early.caught(result(Verdict.UNKNOWN, named, HARNESS)), "a harness failure never counts"
 
 
 def test_every_defect_has_exactly_one_mutant_and_commands_name_it() -> None:
