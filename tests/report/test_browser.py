@@ -92,6 +92,11 @@ def test_the_matrix_and_case_pages_in_a_real_browser(comparison: Path, browser_p
     page.select_option("#f-category", "heartbeat")
     assert _visible_rows(page) == sum(1 for c in matrix["cases"] if c.startswith("heartbeat/"))
     page.select_option("#f-category", "")
+    page.select_option("#f-kind", "robustness")  # input the stock master never sends: malformed frames, floods
+    assert _visible_rows(page) == sum(1 for c in matrix["cases"] if c.startswith(("malformed/", "storms/"))) >= 1
+    page.select_option("#f-kind", "")
+    assert page.locator("div.causes").evaluate_all("ds => ds.map(d => d.dataset.run)") == labels  # per implementation
+    assert "progress" in page.inner_text("div.causes[data-run='locust']")  # its malformed/01 failure, grouped
     page.fill("#f-text", "garbage")
     assert _visible_rows(page) == 1 and "showing 1 of" in page.inner_text("#shown")
     page.fill("#f-text", "")
