@@ -43,6 +43,7 @@ from harness.protocol.master import MasterCore, WorkerView
 from harness.protocol.messages import Message
 from harness.protocol.schema import Severity
 from harness.protocol.timing import LOCUST_TIMING, Timing
+from harness.lag import LagProbe
 from harness.trace import Kind, Trace, TraceRecord, window_note
 from harness.zmq_errors import errno_name
 
@@ -57,6 +58,7 @@ _RECV, _SEND, _SEND_FAILED = Kind.RECV, Kind.SEND, Kind.SEND_FAILED  # globals: 
 _ERROR = Severity.ERROR
 _NOBLOCK = int(zmq.NOBLOCK)  # plain ints: combining zmq's Flag members costs an enum call per send
 _NOBLOCK_SNDMORE = int(zmq.NOBLOCK | zmq.SNDMORE)
+LAG_PROBE_PERIOD = 0.05  # seconds between the socket thread's own lag samples
 TRACE_KEEP_BYTES = 64 * 1024  # raw frames sent beyond this size are not copied into the trace (size only)
 REBIND_RETRY = 0.02  # seconds between attempts to rebind the port after a restart
 REBIND_ATTEMPTS = 100  # then the master stays down and says so (a harness fault)
@@ -157,6 +159,8 @@ class FakeMaster:
         self._silence_until: float | None = None
         self._rebind_at: float | None = None
         self._rebind_attempts = 0
+        self.lag = LagProbe()  # how late the socket thread's own timers ran (harness overload, not the worker's doing)
+        self._probe_at: float | None = None
         self._down: str | None = None  # why sends fail while the ROUTER is closed
         self._dead = False
         self._monitor: zmq.Socket[bytes] | None = None
@@ -174,6 +178,7 @@ class FakeMaster:
 
     def start(self) -> FakeMaster:
         self.core.start(self.clock.now())  # before the owner thread first computes its poll deadline
+        self._probe_at = self.clock.now() + LAG_PROBE_PERIOD
         self._owner.start()
         self.note(f"master bound on tcp://{self.host}:{self.port}")
         return self
@@ -354,7 +359,7 @@ class FakeMaster:
     def _next_deadline(self) -> float | None:
         """The owner thread's next timer: liveness tick, delivery, held batch, resume, silence end or rebind."""
         deadline = self.core.next_tick
-        for candidate in (self._resume_at, self._silence_until, self._rebind_at):
+        for candidate in (self._resume_at, self._silence_until, self._rebind_at, self._probe_at):
             if candidate is not None and (deadline is None or candidate < deadline):
                 deadline = candidate
         if self._heap and (deadline is None or self._heap[0][0] < deadline):
@@ -367,6 +372,9 @@ class FakeMaster:
 
     def _on_deadline(self) -> None:
         now = self.clock.now()
+        if self._probe_at is not None and now >= self._probe_at:
+            self.lag.add(now, now - self._probe_at)
+            self._probe_at = now + LAG_PROBE_PERIOD
         self._on_tick()
         self._deliver_due(now)
         if self._resume_at is not None and now >= self._resume_at:

@@ -28,7 +28,8 @@ from harness.report.model import folder_name
 from harness.root_causes import describe as describe_cause
 from harness.root_causes import root_causes
 from harness.pace import Pace, parse_interval, resolve
-from harness.runner import DEFAULT_INTERVAL, CaseResult, RunConfig, plan, run_catalog, write_not_run
+from harness.runner import AUTO as AUTO_JOBS
+from harness.runner import DEFAULT_INTERVAL, CaseResult, RunConfig, auto_jobs, plan, run_catalog, write_not_run
 from harness.scenario import Verdict as ScenarioVerdict
 from harness.scenario import judge_script, new_report_dir, run_scenario
 from harness.startup import StartupFailed, StartupFailure
@@ -103,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
         "Locust's pace); they are reported as not run, never as passed",
     )
     run.add_argument(
+        "-j",
+        "--jobs",
+        default="auto",
+        help="cases at once, each with its own fake master and worker (default auto: 8 at Locust's 1 s pace on 2 CPUs, "
+        "fewer compressed; halved, and the case run again alone, whenever the harness itself runs late); floods always "
+        "run alone. 1: one case after another",
+    )
+    run.add_argument(
         "--fail-on",
         choices=("failed", "non-strict"),
         default="failed",
@@ -125,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     mutants.add_argument("--cross", action="store_true", help="run every defect on every column, not just its intended case")
     mutants.add_argument("--min-rate", type=float, default=0.95, help="the catch rate a defect needs (default 0.95)")
     mutants.add_argument("--heartbeat-interval", type=float, default=DEFAULT_INTERVAL)
+    mutants.add_argument("-j", "--jobs", default="1", help="cases at once, as for 'run' (default 1; 'auto')")
     mutants.add_argument("--report", type=Path, default=None, help="report folder (default: reports/<UTC time>-mutants/)")
     mutants.add_argument("--list", action="store_true", help="list each defect with its intended case and exit")
 
@@ -194,6 +204,18 @@ def _timing_options(parser: argparse.ArgumentParser, default: float) -> None:
         default=None,
         help="a TOML file with the worker's command ('worker'), 'name' and a [timing] table of the same keys",
     )
+
+
+def _jobs(value: str) -> int | str:
+    if value == AUTO_JOBS:
+        return value
+    try:
+        jobs = int(value)
+    except ValueError:
+        raise ScenarioError(f"--jobs: expected a number of cases at once or 'auto', got {value!r}") from None
+    if jobs < 1:
+        raise ScenarioError(f"--jobs: expected at least 1, got {jobs}")
+    return jobs
 
 
 def _resolve_worker(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
@@ -290,6 +312,7 @@ def _label(args: argparse.Namespace) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     worker, declared = _resolve_worker(args)
     parse_interval(args.heartbeat_interval)  # a bad value is a usage error before anything starts
+    jobs = _jobs(args.jobs)
     if args.max_case_seconds is not None and not args.max_case_seconds > 0:
         raise ScenarioError(f"--max-case-seconds: expected a positive number of seconds, got {args.max_case_seconds:g}")
     if args.script is not None:
@@ -312,8 +335,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return code
     config = RunConfig(worker, label, pace.interval, args.user_class, declared, pace, args.max_case_seconds)
     chosen, left = plan(cases, config, excluded)
+    at_once = min(len(chosen), auto_jobs(config.timing) if jobs == AUTO_JOBS else int(jobs)) or 1
     print(
-        f"running {len(chosen)} cases against {label!r} (heartbeat interval {config.heartbeat_interval:g} s, "
+        f"running {len(chosen)} cases, {at_once} at once{' (auto)' if jobs == AUTO_JOBS else ''}, against {label!r} "
+        f"(heartbeat interval {config.heartbeat_interval:g} s, "
         f"report {config.timing.report_interval:g} s, master timeout {config.timing.master_heartbeat_timeout:g} s); "
         f"report in {folder}",
         flush=True,
@@ -322,7 +347,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if skipped.reason != "not selected (--cases)":
             print(f"  not run: {skipped.case.id}: {skipped.reason}", flush=True)
     try:
-        run = run_catalog(cases, config, folder, progress=_progress, excluded=excluded)
+        run = run_catalog(cases, config, folder, progress=_progress, excluded=excluded, jobs=jobs)
     finally:  # interrupted too: the report of the cases that finished
         reported = _write_report(folder)
     counts = {k: v for k, v in run.counts().items() if v}
@@ -368,8 +393,10 @@ def _write_report(folder: Path) -> bool:
     return True
 
 
-def _progress(i: int, total: int, result: CaseResult) -> None:
-    line = f"[{i:>3}/{total}] {result.case.id:<44} {result.verdict.value:<13} {result.duration:5.1f} s"
+def _progress(i: int, total: int, result: CaseResult, running: int) -> None:
+    busy = f"  ({running} running)" if running else ""
+    again = "  (run again alone: the first attempt's harness was overloaded)" if result.rerun else ""
+    line = f"[{i:>3}/{total}] {result.case.id:<44} {result.verdict.value:<13} {result.duration:5.1f} s{busy}{again}"
     if result.verdict is not Verdict.OK:
         line += f"\n          {result.summary()}"
     print(line, flush=True)
@@ -401,6 +428,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
         for m in MUTANTS:
             print(f"{m.defect:<26} {', '.join(m.cases):<36} {m.verdict.value:<13} {'|'.join(m.oracles)}")
         return EXIT_OK
+    jobs = _jobs(args.jobs)
     names = [d.strip() for d in args.defects.split(",") if d.strip()] if args.defects else [m.defect for m in MUTANTS]
     unknown = [d for d in names if d not in MUTANTS_BY_DEFECT]
     if unknown:
@@ -437,6 +465,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
         report=folder,
         progress=progress,
         save=save,
+        jobs=jobs,
     )
     save(matrix)
     print(f"\n{summary_table(matrix)}\n\n{grid(matrix)}\n")

@@ -22,6 +22,7 @@ import platform
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -32,7 +33,8 @@ from typing import Any
 from harness import __version__
 from harness.catalog import all_cases, by_id
 from harness.errors import ScenarioError
-from harness.runner import DEFAULT_INTERVAL, CaseResult, RunConfig, run_case
+from harness.protocol.timing import LOCUST_TIMING
+from harness.runner import AUTO, DEFAULT_INTERVAL, CaseResult, RunConfig, run_case, side_by_side
 from harness.verdicts import Finding, Verdict, rank
 from worker.defects import DEFECTS
 
@@ -292,13 +294,15 @@ def run_matrix(
     report: Path,
     progress: Progress | None = None,
     save: Callable[[Matrix], None] | None = None,
+    jobs: int | str = 1,
 ) -> Matrix:
     """Run the clean worker and each mutant ``runs`` times.
 
     Columns are ``cases`` (default: every mutant's intended cases). The clean worker runs every column; a
     mutant runs its intended cases, or every column with ``cross``. Artifacts (trace, worker log, stack
     dump) are kept under ``report`` for the first run and for every unexpected outcome (a miss, a clean
-    catch, an UNKNOWN); ``save`` is called after every subject's run so nothing recorded is lost.
+    catch, an UNKNOWN); ``save`` is called after every case so nothing recorded is lost. ``jobs``: cases at once, as
+    for ``run`` (``auto`` runs a case whose harness was overloaded again, alone, and counts only that attempt).
     """
     columns = check_plan(mutants, cases, min_rate)
     matrix = Matrix(
@@ -316,28 +320,39 @@ def run_matrix(
         for case_id in wanted:
             matrix.cells[(name, case_id)] = Cell(name, case_id, subject is not None and case_id in subject.cases)
     started = time.monotonic()
+    lock = threading.Lock()
+    tasks = [(run, subject, case_id) for run in range(1, runs + 1) for subject, wanted in plan for case_id in wanted]
     with tempfile.TemporaryDirectory(prefix="lc-mutants-") as scratch:
-        for run in range(1, runs + 1):
-            for subject, wanted in plan:
-                name = CLEAN if subject is None else subject.defect
-                config = RunConfig(command_for(None if subject is None else subject.defect), name, heartbeat_interval)
-                for case_id in wanted:
-                    folder = Path(scratch) / name / str(run) / case_id.replace("/", "__")
-                    result = run_case(by_id(case_id), config, folder)
-                    cell = matrix.cells[(name, case_id)]
-                    caught = _judge(subject, cell, result, [m for m in mutants if case_id in m.cases])
-                    watched = subject is None or cell.intended  # a column whose outcome is known in advance
-                    unexpected = result.verdict is Verdict.UNKNOWN or (watched and caught != cell.intended)
-                    if unexpected or (run == 1 and watched):
-                        kept = report / "artifacts" / name / f"run-{run:02d}" / case_id.replace("/", "__")
-                        shutil.copytree(folder, kept, dirs_exist_ok=True)
-                        cell.artifacts.append(str(kept.relative_to(report)))
-                    shutil.rmtree(folder, ignore_errors=True)
-                    if progress is not None:
-                        progress(run, name, result, caught)
+
+        def one(task: tuple[int, Mutant | None, str], rerun: str) -> CaseResult:
+            run, subject, case_id = task
+            name = CLEAN if subject is None else subject.defect
+            config = RunConfig(command_for(None if subject is None else subject.defect), name, heartbeat_interval)
+            folder = Path(scratch) / name / str(run) / case_id.replace("/", "__")
+            result = run_case(by_id(case_id), config, folder)
+            result.rerun = rerun
+            overloaded = any(f.oracle == "harness.overloaded" for f in result.findings)
+            if overloaded and jobs == AUTO and not rerun:
+                shutil.rmtree(folder, ignore_errors=True)
+                return result  # run again alone: this attempt tells nothing about the worker
+            with lock:
+                cell = matrix.cells[(name, case_id)]
+                caught = _judge(subject, cell, result, [m for m in mutants if case_id in m.cases])
+                watched = subject is None or cell.intended  # a column whose outcome is known in advance
+                unexpected = result.verdict is Verdict.UNKNOWN or (watched and caught != cell.intended)
+                if unexpected or (run == 1 and watched):
+                    kept = report / "artifacts" / name / f"run-{run:02d}" / case_id.replace("/", "__")
+                    shutil.copytree(folder, kept, dirs_exist_ok=True)
+                    cell.artifacts.append(str(kept.relative_to(report)))
+                shutil.rmtree(folder, ignore_errors=True)
+                if progress is not None:
+                    progress(run, name, result, caught)
                 matrix.duration = time.monotonic() - started
                 if save is not None:
                     save(matrix)
+            return result
+
+        side_by_side(tasks, one, jobs, LOCUST_TIMING.compressed(heartbeat_interval), lambda task: by_id(task[2]))
     return matrix
 
 

@@ -20,8 +20,11 @@ the evidence as its text; UNKNOWN (the harness could not judge) fails too, never
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 DEFAULT_WORKER = "reference"
 DEFAULT_INTERVAL = 0.2  # harness.runner.DEFAULT_INTERVAL, repeated to keep this module light (a test checks they agree)
 DEFAULT_USER_CLASS = "ConformanceUser"
+EXCLUSIVE_GROUP = "locust-conformance-exclusive"  # the xdist group of the cases that need a quiet machine
 
 
 class LocustConformanceWarning(UserWarning):
@@ -113,6 +117,7 @@ def _option(config: pytest.Config, name: str) -> Any:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lc_catalog: a case of the locust-conformance catalog")
+    config.addinivalue_line("markers", "xdist_group(name): pytest-xdist's group (--dist loadgroup keeps a group on one worker)")
     config.addinivalue_line("markers", "lc_worker(command): the worker command the lc_ fixtures start in this test")
     config.addinivalue_line("markers", "lc_heartbeat_interval(seconds): the time compression of the lc_ fixtures in this test")
 
@@ -238,6 +243,8 @@ class CatalogItem(pytest.Item):
         self.case = case
         self.add_marker(pytest.mark.lc_catalog)
         self.keywords[case.category] = True
+        if case.exclusive:  # floods: under pytest-xdist (--dist loadgroup) they all go to one worker, one at a time
+            self.add_marker(pytest.mark.xdist_group(EXCLUSIVE_GROUP))
 
     def runtest(self) -> None:
         from harness.runner import plan, run_case
@@ -249,7 +256,8 @@ class CatalogItem(pytest.Item):
             config.stash.setdefault(_NOT_RUN, []).extend(left)
             config.stash.setdefault(_RESULTS, [])
             pytest.skip(f"not run: {left[0].reason}")
-        result = run_case(self.case, run, _report_folder(config, self.case.id), _run_folder(config))
+        with quiet_across_workers(self.case.exclusive):  # floods alone, across pytest-xdist's worker processes too
+            result = run_case(self.case, run, _report_folder(config, self.case.id), _run_folder(config))
         config.stash.setdefault(_RESULTS, []).append((run, result))
         self.user_properties.append(("verdict", result.verdict.value))
         self.user_properties.append(("artifacts", result.artifacts))
@@ -262,6 +270,25 @@ class CatalogItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return Path(self.case.body.__code__.co_filename), self.case.body.__code__.co_firstlineno, f"catalog case {self.case.id}"
+
+
+@contextlib.contextmanager
+def quiet_across_workers(exclusive: bool, path: Path | None = None) -> Iterator[None]:
+    """A lock shared by every pytest-xdist worker of this test run (a file lock): catalog items take it shared, cases
+    that need a quiet machine alone, so a flood never runs beside another case in any worker. Without xdist it is
+    this process's alone (and harness.runner.QUIET does the same within a process)."""
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if path is None:
+        if run_id is None:
+            yield
+            return
+        path = Path(tempfile.gettempdir()) / f"locust-conformance-{run_id}.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _run_folder(config: pytest.Config) -> Path:

@@ -16,6 +16,7 @@ import contextlib
 import datetime
 import importlib.metadata
 import json
+import os
 import platform
 import threading
 import time
@@ -23,7 +24,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fakemaster.master import FakeMaster
 from harness import __version__
@@ -31,7 +32,15 @@ from harness.catalog import Case, CaseContext
 from harness.consequences import judged
 from harness.errors import ConformanceError, ExpectationFailed, HarnessFault, ProtocolViolation, ScenarioError
 from harness.launcher import WorkerProcess, describe_exit, render_command
-from harness.oracles import HARNESS_JITTER, NON_STRICT_GAP, Evidence, excused_windows, heartbeat_gaps, judge_run
+from harness.oracles import (
+    HARNESS_JITTER,
+    NON_STRICT_GAP,
+    Evidence,
+    excused_windows,
+    heartbeat_gaps,
+    judge_run,
+    overload_tolerance,
+)
 from harness.pace import Pace
 from harness.protocol.messages import MessageType
 from harness.protocol.timing import Timing
@@ -80,11 +89,15 @@ class CaseResult:
     seeds: list[dict[str, Any]] = field(default_factory=list)  # the seeds of the fault plans and storms the case used
     dir: str = ""  # the case's folder, relative to the run's report folder
     budget_s: float = 0.0  # the most the case may take at the worker's timing
+    harness_lag: dict[str, Any] = field(default_factory=dict)  # how late the fake master's own timers ran
+    rerun: str = ""  # why this is a second attempt (the first one's harness was overloaded), if it is
 
     def to_json(self) -> dict[str, Any]:
         return {
             **self.case.to_json(),
             "budget_s": round(self.budget_s, 3),
+            "harness_lag": self.harness_lag,
+            "rerun": self.rerun,
             "dir": self.dir,
             "verdict": self.verdict.value,
             "findings": [f.to_json() for f in self.findings],
@@ -106,31 +119,41 @@ class CaseResult:
 
 class QuietLock:
     """Cases that need a quiet machine (``Case.exclusive``: floods) run alone: beside no other case of any run in this
-    process, however many catalogs run at once. Other cases share; a waiting exclusive case goes first."""
+    process, however many catalogs run at once. Other cases share; a waiting exclusive case goes first. The thread
+    that holds it alone may take it again (a case re-run alone runs inside)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._shared = 0
-        self._exclusive = False
+        self._owner: int | None = None  # the thread holding it alone
+        self._depth = 0
         self._waiting = 0
 
     @contextlib.contextmanager
     def hold(self, exclusive: bool) -> Iterator[None]:
+        me = threading.get_ident()
         with self._cond:
-            if exclusive:
-                self._waiting += 1
-                self._cond.wait_for(lambda: not self._exclusive and self._shared == 0)
-                self._waiting -= 1
-                self._exclusive = True
+            if self._owner == me:  # already alone: nested holds pass through
+                self._depth += 1
+                nested = True
             else:
-                self._cond.wait_for(lambda: not self._exclusive and self._waiting == 0)
-                self._shared += 1
+                nested = False
+                if exclusive:
+                    self._waiting += 1
+                    self._cond.wait_for(lambda: self._owner is None and self._shared == 0)
+                    self._waiting -= 1
+                    self._owner, self._depth = me, 1
+                else:
+                    self._cond.wait_for(lambda: self._owner is None and self._waiting == 0)
+                    self._shared += 1
         try:
             yield
         finally:
             with self._cond:
-                if exclusive:
-                    self._exclusive = False
+                if nested or self._owner == me:
+                    self._depth -= 1
+                    if self._depth == 0:
+                        self._owner = None
                 else:
                     self._shared -= 1
                 self._cond.notify_all()
@@ -206,6 +229,7 @@ def _run_case(case: Case, config: RunConfig, folder: Path, report: Path | None) 
         exited_at=process.exited_at if process else None,
         needed_sigkill=bool(process and process.needed_sigkill),
         output_not_judged=_not_judged(process),
+        stalls=master.lag.over(overload_tolerance(timing)),
     )
     findings += judge_run(evidence, case.oracles)
     findings = _dedupe(findings)
@@ -224,6 +248,7 @@ def _run_case(case: Case, config: RunConfig, folder: Path, report: Path | None) 
         seeds_used(records, master.trace.t0),
         folder.relative_to(report).as_posix() if report is not None else "",
         case.seconds(timing),
+        master.lag.to_json(master.trace.t0, overload_tolerance(timing)),
     )
     _write_case(master, result, folder)
     return result
@@ -338,6 +363,7 @@ class RunResult:
     started_at: str = ""
     duration: float = 0.0
     not_run: list[NotRun] = field(default_factory=list)
+    jobs: int = 1  # cases at once, at the end of the run
 
     def counts(self) -> dict[str, int]:
         return {v.value: sum(1 for r in self.results if r.verdict is v) for v in Verdict}
@@ -355,6 +381,7 @@ class RunResult:
                 "worker_timing": timing_json(config.timing),
                 "declared_timing": dict(config.declared),
                 "max_case_seconds": config.max_case_seconds,
+                "jobs": self.jobs,
                 "user_class": config.user_class,
                 "started_at": self.started_at,
                 "duration_s": round(self.duration, 3),
@@ -397,52 +424,108 @@ def plan(cases: list[Case], config: RunConfig, excluded: list[Case] | None = Non
     return run, left
 
 
+AUTO = "auto"
+Progress = Callable[[int, int, CaseResult, int], None]  # cases done, of how many, the one just done, how many running
+
+
+def auto_jobs(timing: Timing, cpus: int | None = None) -> int:
+    """How many cases at once ``--jobs auto`` starts with: a case mostly waits for heartbeats, so a slow pace allows
+    many (8 at Locust's 1 s on 2 CPUs), a compressed one fewer (6 at 0.2 s: measured, the harness's own lag stays
+    under its tolerance there); never fewer than 2 nor more than 12."""
+    cpus = cpus or os.cpu_count() or 1
+    return max(2, min(12, round(cpus * (3 + min(1.0, timing.heartbeat_interval)))))
+
+
+T = TypeVar("T")
+
+
+def side_by_side(
+    items: list[T],
+    run_one: Callable[[T, str], CaseResult],
+    jobs: int | str,
+    timing: Timing,
+    case_of: Callable[[T], Case],
+) -> int:
+    """Run ``run_one(item, rerun_reason)`` for every item, up to ``jobs`` at once (``auto``: ``auto_jobs``), the
+    longest case first; items whose case needs a quiet machine afterwards, alone. With ``auto``, an item whose harness
+    was overloaded (harness.overloaded) halves the number at once and runs again, alone. Returns the final number."""
+    adaptive = jobs == AUTO
+    limit = auto_jobs(timing) if adaptive else int(jobs)
+    if limit < 1:
+        raise ScenarioError(f"jobs: expected at least 1 or 'auto', got {jobs}")
+    if limit == 1:
+        for item in items:
+            run_one(item, "")
+        return limit
+    again: list[T] = []
+    pending = sorted((i for i in items if not case_of(i).exclusive), key=lambda i: -case_of(i).seconds(timing))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=limit, thread_name_prefix="case") as pool:
+        busy: dict[concurrent.futures.Future[CaseResult], T] = {}
+        while pending or busy:
+            while pending and len(busy) < limit:
+                item = pending.pop(0)
+                busy[pool.submit(run_one, item, "")] = item
+            done, _ = concurrent.futures.wait(busy, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                item = busy.pop(future)
+                if adaptive and _overloaded(future.result()):  # a bug of ours surfaces here, never lost
+                    limit = max(1, limit // 2)
+                    again.append(item)
+    for item in again:  # alone: the first attempt's harness was overloaded
+        with QUIET.hold(True):
+            run_one(item, f"the first attempt's harness was overloaded (cases at once now {limit})")
+    for item in (i for i in items if case_of(i).exclusive):
+        run_one(item, "")
+    return limit
+
+
 def run_catalog(
     cases: list[Case],
     config: RunConfig,
     report: Path,
-    progress: Callable[[int, int, CaseResult], None] | None = None,
+    progress: Progress | None = None,
     excluded: list[Case] | None = None,
-    jobs: int = 1,
+    jobs: int | str = 1,
 ) -> RunResult:
     """Run ``cases``, writing ``results.json`` and a folder per case under ``report``; results in catalog order.
 
-    Cases longer than ``config.max_case_seconds`` and the ``excluded`` ones are listed as not run. With
-    ``jobs`` > 1, up to that many cases run at once (each with its own fake master and worker process), the
-    longest first; cases that need a quiet machine (``Case.exclusive``) run afterwards, one at a time.
+    Cases longer than ``config.max_case_seconds`` and the ``excluded`` ones are listed as not run. With ``jobs`` > 1
+    (or ``auto``), cases run side by side (``side_by_side``): each with its own fake master and worker process.
     """
-    if jobs < 1:
-        raise ScenarioError(f"jobs: expected at least 1, got {jobs}")
     chosen, left = plan(cases, config, excluded)
     run = RunResult(config, started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), not_run=left)
+    run.jobs = auto_jobs(config.timing) if jobs == AUTO else int(jobs)
     started = time.monotonic()
     order = {case.id: i for i, case in enumerate(chosen)}
     lock = threading.Lock()
+    active = [0]
     _write_results(run, report)
 
-    def one(case: Case) -> CaseResult:
-        result = run_case(case, config, report / "cases" / case.id.replace("/", "__"), report)
+    def one(case: Case, rerun: str) -> CaseResult:
         with lock:
-            run.results.append(result)
+            active[0] += 1
+        try:
+            result = run_case(case, config, report / "cases" / case.id.replace("/", "__"), report)
+        finally:
+            with lock:
+                active[0] -= 1
+        result.rerun = rerun
+        with lock:
+            run.results = [r for r in run.results if r.case.id != case.id] + [result]
             run.results.sort(key=lambda r: order[r.case.id])
             run.duration = time.monotonic() - started
             if progress is not None:
-                progress(len(run.results), len(chosen), result)
+                progress(len(run.results), len(chosen), result, active[0])
             _write_results(run, report)
         return result
 
-    shared = [c for c in chosen if not c.exclusive or jobs == 1]
-    if jobs == 1:
-        for case in shared:
-            one(case)
-        return run
-    longest_first = sorted(shared, key=lambda c: -c.seconds(config.timing))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="case") as pool:
-        for future in concurrent.futures.as_completed([pool.submit(one, case) for case in longest_first]):
-            future.result()  # run_case never raises for a worker's fault; a bug of ours surfaces here
-    for case in (c for c in chosen if c.exclusive):
-        one(case)
+    run.jobs = side_by_side(chosen, one, jobs, config.timing, lambda case: case)
+    _write_results(run, report)
     return run
+
+
+def _overloaded(result: CaseResult) -> bool:
+    return any(f.oracle == "harness.overloaded" for f in result.findings)
 
 
 def _write_results(run: RunResult, report: Path) -> None:

@@ -35,7 +35,11 @@ def test_list_names_every_case() -> None:
 def test_run_catalog_subset_writes_results(tmp_path: Path) -> None:
     done = run_cli("run", "--worker", "reference", "--cases", "spawn/01*,stop-quit/06*", "--report", str(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "[  1/2] spawn/01-basic" in done.stdout and "OK 2" in done.stdout
+    assert "2 at once (auto)" in done.stdout and "OK 2" in done.stdout  # side by side: each line as a case finishes
+    assert {line.split()[2] for line in done.stdout.splitlines() if line.startswith("[  ")} == {
+        "spawn/01-basic",
+        "stop-quit/06-quit-while-ready",
+    }
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["schema_version"] == 3 and results["summary"]["OK"] == 2
     assert (tmp_path / "junit.xml").is_file() and (tmp_path / "index.html").is_file() and "report:" in done.stdout
@@ -81,6 +85,14 @@ def test_broken_worker_fails_with_exit_1(tmp_path: Path) -> None:
     assert "FAILED" in done.stdout
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert any(v["rule"] == "schema.client_ready" for v in summary["violations"])
+
+
+def test_jobs_one_runs_the_cases_in_catalog_order(tmp_path: Path) -> None:
+    done = run_cli("run", "--worker", "reference", "-j", "1", "--cases", "spawn/01*,stop-quit/06*", "--report", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("[  ")]
+    assert lines[0].startswith("[  1/2] spawn/01-basic") and "running" not in lines[0] and "1 at once" in done.stdout
+    assert run_cli("run", "--worker", "reference", "-j", "0", "--report", str(tmp_path / "x")).returncode == 3
 
 
 def test_worker_command_that_cannot_start_is_unknown_not_a_pass(tmp_path: Path) -> None:

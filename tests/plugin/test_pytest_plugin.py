@@ -6,6 +6,7 @@ import json
 
 import subprocess
 import sys
+import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from harness.catalog import by_id
 from harness.mutation import command_for
 from harness.report import schema_errors
-from harness.pytest_plugin import DEFAULT_INTERVAL, LocustConformanceWarning, VerdictFailure, outcome
+from harness.pytest_plugin import DEFAULT_INTERVAL, LocustConformanceWarning, VerdictFailure, outcome, quiet_across_workers
 from harness.runner import DEFAULT_INTERVAL as RUNNER_INTERVAL
 from harness.runner import CaseResult
 from harness.verdicts import Finding, Verdict
@@ -224,3 +225,39 @@ def test_bad_timing_options_are_usage_errors(pytester: pytest.Pytester) -> None:
     for option, value in (("--lc-heartbeat-interval", "soon"), ("--lc-worker-timing", "report"), ("--lc-max-case-seconds", "0")):
         result = run(pytester, "--lc-worker", "reference", option, value)
         assert result.ret == pytest.ExitCode.USAGE_ERROR, (option, result.stderr.str())
+
+
+def test_floods_pass_side_by_side_with_xdist(pytester: pytest.Pytester) -> None:
+    """Under pytest-xdist the floods hold the cross-process lock alone (test below) and carry one xdist group."""
+    result = run(
+        pytester,
+        "-n",
+        "2",
+        "--dist",
+        "loadgroup",
+        "-v",
+        "--lc-worker",
+        "reference",
+        "--lc-cases",
+        "storms/01*,storms/02*,handshake/01*",
+    )
+    result.assert_outcomes(passed=3)
+
+
+def test_a_flood_runs_alone_across_worker_processes(tmp_path: Path) -> None:
+    """The cross-process lock of the catalog items: a process holding it alone keeps another's shared hold waiting."""
+    lock = tmp_path / "quiet.lock"
+    holder = (
+        "import sys, time; from pathlib import Path; from harness.pytest_plugin import quiet_across_workers\n"
+        f"with quiet_across_workers(True, Path({str(lock)!r})):\n"
+        "    print('held', flush=True); time.sleep(0.8)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        with quiet_across_workers(False, lock):
+            waited = time.monotonic() - started
+        assert waited > 0.4, f"a shared hold went in after {waited:.2f} s while a flood held it alone"
+    finally:
+        proc.wait(10)

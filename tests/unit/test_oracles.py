@@ -29,6 +29,8 @@ from harness.oracles import (
     check_stats_deltas,
     excused_windows,
     judge,
+    judge_run,
+    overload_tolerance,
 )
 from harness.oracles import SHUTDOWN_NOTE
 from harness.output import OutputLine
@@ -1567,3 +1569,29 @@ def test_final_stats_are_not_owed_by_a_worker_that_never_ended() -> None:
     b = registered(0.5, 5.0)
     b.send(5.0, M.QUIT)
     assert check_final_stats_on_quit(b.evidence(12.0, exit_code=None)) == []  # the exit oracle says so
+
+
+def test_a_gap_while_the_harness_itself_stalled_is_unknown_not_failed() -> None:
+    """The fake master timestamps heartbeats when its socket thread reads them: if that thread ran late during the
+    gap, the gap may be the harness's own doing."""
+    b = registered(0.5, 2.6)
+    b.heartbeats(8.5, 12.0)  # a 6 s silence from 2.5 to 8.5
+    stalled = b.evidence(12.0, stalls=[(3.0, 7.9)])
+    (f,) = judge_run(stalled)
+    assert (f.oracle, f.verdict) == ("harness.overloaded", UNKNOWN)
+    assert "heartbeat.missing FAILED" in f.observed and "-j 1" in f.observed
+    assert [g.oracle for g in judge_run(b.evidence(12.0))] == ["heartbeat.missing"]  # on time: the worker's doing
+    elsewhere = b.evidence(12.0, stalls=[(10.0, 11.0)])  # a stall outside the gap changes nothing
+    assert [g.oracle for g in judge_run(elsewhere)] == ["heartbeat.missing"]
+
+
+def test_findings_that_are_not_about_timing_stand_through_a_stall() -> None:
+    b = running(12.0)
+    b.recv(3.0, M.HEARTBEAT, {"state": "ready"})  # no current_cpu_usage: the master cannot read it
+    findings = judge_run(b.evidence(12.0, stalls=[(2.0, 4.0)]))
+    assert ("schema.heartbeat", FAILED) in [(f.oracle, f.verdict) for f in findings]
+
+
+def test_overload_tolerance_is_a_quarter_interval() -> None:
+    assert overload_tolerance(LOCUST_TIMING) == 0.25
+    assert overload_tolerance(LOCUST_TIMING.compressed(0.1)) == 0.05

@@ -53,3 +53,20 @@ def test_shared_cases_run_side_by_side() -> None:
     for thread in threads:
         thread.join(5)
     assert not inside.broken
+
+
+def test_the_thread_holding_it_alone_may_take_it_again() -> None:
+    """A case re-run alone (its first attempt's harness was overloaded) takes the lock inside the scheduler's hold."""
+    lock = QuietLock()
+    done = threading.Event()
+
+    def rerun() -> None:
+        with lock.hold(exclusive=True), lock.hold(exclusive=False), lock.hold(exclusive=True):
+            pass
+        with lock.hold(exclusive=False):  # and it is free again afterwards
+            done.set()
+
+    thread = threading.Thread(target=rerun)
+    thread.start()
+    thread.join(5)
+    assert done.is_set()
