@@ -5,7 +5,8 @@
 ``--worker`` takes what ``locust-conformance run`` takes; ``--interval`` is the heartbeat interval (``auto``: the
 worker's own pace, measured once by the pace probe; a number: told to a worker that takes it). ``--modes``: a
 comma-separated list of ``serial`` (``--jobs 1``), ``auto`` or a number of cases at once; each run does every
-mode, one after the other, so the figures come from the same machine in the same minutes. Prints one row per
+mode, one after the other (``serial`` only in the first run unless ``--serial-every-run``: it is the baseline the
+verdicts of the others are compared with), so the figures come from the same machine in the same minutes. Prints one row per
 (run, mode) and a summary table per mode: wall time, and how many runs had no FAILED or UNKNOWN and verdicts
 identical to the serial run's; writes JSON.
 """
@@ -37,6 +38,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--modes", default="serial,auto", help="comma-separated: serial, auto, or a number of cases at once")
     parser.add_argument("--interval", default=None, help="heartbeat interval: seconds or auto (default: as 'run')")
+    parser.add_argument("--serial-every-run", action="store_true", help="run the serial baseline in every run, not once")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -47,6 +49,8 @@ def main() -> int:
     serial_verdicts: dict[str, str] | None = None
     for i in range(1, args.runs + 1):
         for mode in modes:
+            if mode == "serial" and i > 1 and not args.serial_every_run:
+                continue
             with tempfile.TemporaryDirectory() as tmp:
                 started = time.monotonic()
                 config = RunConfig(args.worker, args.worker, pace.interval, pace=pace)
