@@ -394,9 +394,9 @@ def _spawn_counts(rec: TraceRecord) -> dict[str, Any] | None:
 def _match_spawns(ev: Evidence) -> tuple[dict[int, float], list[tuple[TraceRecord, TraceRecord]]]:
     """Pair spawning_completes with the valid spawns they answer.
 
-    A spawning_complete answers any spawn still waiting (in a burst a worker may finish an older one first);
-    answering spawn k also settles the spawns before it. Returns when each settled spawn (by seq) was settled, and every
-    (spawning_complete, spawn) pair whose counts match no waiting spawn.
+    A spawning_complete answers any spawn still waiting (in a burst a worker may finish an older one first), the
+    newest whose counts it matches; answering spawn k also settles the spawns before it. Returns when each settled
+    spawn (by seq) was settled, and every (spawning_complete, spawn) pair whose counts match no waiting spawn.
     """
     events = sorted(
         [(r.t, 0, r) for r in _valid_spawns(ev)] + [(r.t, 1, r) for r in ev.received(MessageType.SPAWNING_COMPLETE)],
@@ -415,7 +415,9 @@ def _match_spawns(ev: Evidence) -> tuple[dict[int, float], list[tuple[TraceRecor
         candidates = pending or ([last] if last is not None else [])
         if got is None or not candidates:
             continue
-        matched = next((i for i, s in enumerate(candidates) if _counts_match(_spawn_counts(s) or {}, got)), None)
+        # The newest spawn it matches: spawns alike in counts (a spawn, a stop, the same spawn again) are all settled.
+        matches = [i for i, s in enumerate(candidates) if _counts_match(_spawn_counts(s) or {}, got)]
+        matched = matches[-1] if matches else None
         if matched is None:
             wrong.append((rec, candidates[-1]))
         elif pending:

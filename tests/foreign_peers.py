@@ -1,11 +1,12 @@
 """Workers in other languages, built by the suite for it: a JVM worker (tests/jvm_worker) and a Go peer (tests/go_peer).
 
-A missing toolchain skips what needs it, unless LC_REQUIRE_PEERS=1 (``make test``, CI): then it fails, so a CI
-machine without them can never pass by skipping.
+A missing toolchain (or the real Locust) skips what needs it, unless LC_REQUIRE_PEERS=1 (``make test``, CI): then it
+fails, so a CI machine without them can never pass by skipping.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -20,6 +21,15 @@ def need(reason: str) -> None:
     if os.environ.get("LC_REQUIRE_PEERS") == "1":
         pytest.fail(f"LC_REQUIRE_PEERS=1 but {reason}")
     pytest.skip(reason)
+
+
+def locust_or_skip() -> None:
+    """At a test module's top: skip it without the real Locust (our reference peer); fail where LC_REQUIRE_PEERS=1."""
+    if importlib.util.find_spec("locust") is None:  # finds the package without importing it
+        reason = "the real Locust is not installed (pip install .[locust]; make install does)"
+        if os.environ.get("LC_REQUIRE_PEERS") == "1":
+            pytest.fail(f"LC_REQUIRE_PEERS=1 but {reason}", pytrace=False)
+        pytest.skip(reason, allow_module_level=True)
 
 
 @pytest.fixture(scope="session")

@@ -85,24 +85,25 @@ def mergeable(ctx: CaseContext) -> None:
     if importlib.util.find_spec("locust") is None:
         ctx.note("stats.merge-unchecked", "a merge by Locust's code", "not checked: Locust is not installed")
         return
+    problem = merge_problem(reports)
+    if problem is not None:
+        ctx.note("stats.merge", *problem)
+
+
+def merge_problem(reports: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """Merge ``reports`` with the real master's code (in a subprocess); what went wrong (expected, observed), if
+    anything: the merge raised, or its total is not the sum the reports claim."""
     done = subprocess.run(
         [sys.executable, str(PEERS / "merge_stats.py")], input=msgpack.packb(reports), capture_output=True, timeout=MERGE_TIMEOUT
     )
     if done.returncode != 0:
-        ctx.note(
-            "stats.merge",
-            "every report merged by Locust's master code",
-            done.stderr.decode("utf-8", "replace").strip().splitlines()[-1][:300] if done.stderr else f"exit {done.returncode}",
-        )
-        return
+        last = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1][:300] if done.stderr else f"exit {done.returncode}"
+        return "every report merged by Locust's master code", last
     merged = json.loads(done.stdout)
     sent = sum(d.get("stats_total", {}).get("num_requests", 0) for d in reports)
     if merged["total_requests"] != sent:
-        ctx.note(
-            "stats.merge",
-            f"the merged total to equal the {sent} requests reported",
-            str(merged["total_requests"]),
-        )
+        return f"the merged total to equal the {sent} requests reported", str(merged["total_requests"])
+    return None
 
 
 @case(

@@ -73,3 +73,26 @@ def test_shared_socket_is_caught_by_a_storm(tmp_path: Path) -> None:
 def test_clean_worker_passes_the_storm(tmp_path: Path) -> None:
     result = run_case(by_id("storms/02-heartbeat-flood"), RunConfig(command_for(None), "clean"), tmp_path)
     assert result.verdict in (Verdict.OK, Verdict.NON_STRICT), "\n".join(map(str, result.findings))
+
+
+# Checks of a case that are not the intended catch of any defect, each shown on a defect that earns it.
+OTHER_CATCHES = [
+    ("no-master-timeout", "reconnect/03-master-silence-timeout", Verdict.UNIMPLEMENTED, "shutdown.master-silence"),
+    ("impatient-master-timeout", "reconnect/03-master-silence-timeout", Verdict.NON_STRICT, "shutdown.master-silence-early"),
+    ("heartbeat-before-ack", "handshake/02-retry-until-ack", Verdict.INFORMATIONAL, "handshake.early-heartbeat"),
+    ("accepts-stale-spawn", "spawn/04-equal-timestamp", Verdict.FAILED, "spawn.stale"),
+    ("accepts-stale-spawn", "timing/02-reordered-spawns", Verdict.FAILED, "spawn.stale"),
+]
+
+
+@pytest.mark.parametrize(
+    ("defect", "case_id", "verdict", "oracle"), OTHER_CATCHES, ids=[f"{d}-{c.split('/')[0]}" for d, c, _, _ in OTHER_CATCHES]
+)
+def test_other_case_checks_fail_a_worker_that_earns_them(
+    defect: str, case_id: str, verdict: Verdict, oracle: str, tmp_path: Path
+) -> None:
+    result = run_case(by_id(case_id), config(defect, case_id), tmp_path)
+    assert result.verdict is verdict, "\n".join(map(str, result.findings))
+    assert oracle in {f.oracle for f in result.findings if f.verdict is verdict}
+    clean = run_case(by_id(case_id), config(None, case_id), tmp_path / "clean")
+    assert oracle not in {f.oracle for f in clean.findings}

@@ -40,6 +40,12 @@ while True:
     time.sleep(3600)
 """
 
+# PR_SET_DUMPABLE = 4: a non-dumpable process refuses ptrace from a tracer without CAP_SYS_PTRACE, even of its own uid
+NOT_DUMPABLE = """
+import ctypes
+ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)
+"""
+
 JAVA_STUCK = """
 import java.util.concurrent.locks.LockSupport;
 
@@ -106,21 +112,26 @@ def test_python_thread_is_named_by_py_spy(tmp_path: Path) -> None:
 
 
 def test_py_spy_refused_by_ptrace_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real py-spy, run as an unprivileged user against our process: the kernel refuses ptrace."""
+    """The real py-spy refused by the kernel's ptrace check, whoever runs the suite: as root, py-spy runs as nobody
+    against our process; otherwise the target makes itself non-dumpable (prctl), which an unprivileged tracer
+    may not attach to."""
     spy = find_py_spy()
-    setpriv = shutil.which("setpriv")
-    if spy is None or setpriv is None or os.geteuid() != 0:
-        pytest.skip("needs root, setpriv and py-spy to run py-spy as an unprivileged user")
+    assert spy is not None, "py-spy is missing: pip install -e . (it is a dependency)"
+    script = tmp_path / "stuck.py"
     public = Path(tempfile.mkdtemp(prefix="lc-pyspy-"))  # pytest's tmp_path is private to root
     try:
-        public.chmod(0o755)
-        shutil.copy(spy, public / "py-spy")
-        wrapper = public / "py-spy-as-nobody"
-        wrapper.write_text(f'#!/bin/sh\nexec {setpriv} --reuid=65534 --regid=65534 --clear-groups {public / "py-spy"} "$@"\n')
-        wrapper.chmod(0o755)
-        monkeypatch.setattr(stacks, "find_py_spy", lambda: str(wrapper))
-        script = tmp_path / "stuck.py"
-        script.write_text(PY_STUCK)
+        if os.geteuid() == 0:
+            setpriv = shutil.which("setpriv")
+            assert setpriv is not None, "setpriv (util-linux) is missing: it runs py-spy as nobody"
+            public.chmod(0o755)
+            shutil.copy(spy, public / "py-spy")
+            wrapper = public / "py-spy-as-nobody"
+            wrapper.write_text(f'#!/bin/sh\nexec {setpriv} --reuid=65534 --regid=65534 --clear-groups {public / "py-spy"} "$@"\n')
+            wrapper.chmod(0o755)
+            monkeypatch.setattr(stacks, "find_py_spy", lambda: str(wrapper))
+            script.write_text(PY_STUCK)
+        else:
+            script.write_text(NOT_DUMPABLE + PY_STUCK)
         with WorkerProcess(f"{shlex.quote(sys.executable)} {shlex.quote(str(script))}", tmp_path / "worker.log") as proc:
             wait_for_line(proc, READY)
             result = dump(proc, tmp_path / "stack.txt", final=False)

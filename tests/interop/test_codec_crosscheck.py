@@ -8,7 +8,6 @@ deadline, and the subprocess is always reaped.
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import os
 import pickle
 import select
@@ -28,9 +27,9 @@ from hypothesis import strategies as st
 from harness.errors import MalformedFrame
 from harness.protocol.codec import decode, encode
 from harness.protocol.messages import LOCUST_VERSION, Message, MessageType
+from tests.foreign_peers import locust_or_skip
 
-if importlib.util.find_spec("locust") is None:  # finds the package without importing it
-    pytest.skip("the real Locust is not installed (pip install .[locust])", allow_module_level=True)
+locust_or_skip()
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(60)]
 

@@ -6,20 +6,21 @@ the rest of the catalog at the worker's own 1 s pace, in tests/interop/test_fore
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 from harness.catalog import all_cases
-from harness.runner import RunConfig, run_catalog
+from harness.runner import AUTO, RunConfig, run_catalog
 from harness.verdicts import Verdict
+from tests.foreign_peers import locust_or_skip
+
+locust_or_skip()
 
 pytestmark = [
     pytest.mark.interop,
     pytest.mark.timeout(600),
-    pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="needs the real Locust: pip install .[locust]"),
 ]
 EXPECTED = Path(__file__).resolve().parents[2] / "docs" / "locust-expected.json"
 
@@ -27,7 +28,8 @@ EXPECTED = Path(__file__).resolve().parents[2] / "docs" / "locust-expected.json"
 def test_locust_worker_gets_the_documented_verdicts(tmp_path: Path) -> None:
     expected: dict[str, list[str]] = {k: v for k, v in json.loads(EXPECTED.read_text()).items() if not k.startswith("_")}
     silence = [c for c in all_cases() if c.category == "reconnect" and c.waits]
-    run = run_catalog([c for c in all_cases() if c not in silence], RunConfig("locust", "locust"), tmp_path, excluded=silence)
+    cases = [c for c in all_cases() if c not in silence]
+    run = run_catalog(cases, RunConfig("locust", "locust"), tmp_path, excluded=silence, jobs=AUTO)  # as users run it
     assert [n.case.id for n in run.not_run] == [c.id for c in silence] and len(silence) == 3
     unexpected = [
         f"{r.case.id}: {r.verdict.value} (documented: {expected.get(r.case.id, ['OK'])}) - {r.summary()}"

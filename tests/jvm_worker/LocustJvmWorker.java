@@ -34,7 +34,8 @@ import org.zeromq.ZMQ;
 
 public final class LocustJvmWorker {
     // Locust 2.47's constants (locust/runners.py), fixed: this worker ignores the master's pace.
-    static final long HEARTBEAT_MS = 1000, STATS_MS = 3000, CONNECT_TIMEOUT_MS = 5000, MASTER_TIMEOUT_MS = 60_000;
+    static final long HEARTBEAT_MS = 1000, STATS_MS = 3000, CONNECT_TIMEOUT_MS = 5000;
+    private long masterTimeoutMs = 60_000; // --master-timeout S: a worker whose silent-master timeout is configurable
     static final int CONNECT_RETRY_COUNT = 60;
     static final long IO_POLL_MS = 20, LINGER_MS = 500;
     // JeroMQ closes a socket asynchronously (in its reaper thread), so a new DEALER that connects at once can reach
@@ -47,7 +48,10 @@ public final class LocustJvmWorker {
     private boolean shutdownRace, noReadyRetry, stuckSpawn;
     // Differences from Locust's own worker that the real master does not mind (graded by consequence, not FAILED):
     private boolean spawningState, ignoreStopWhenReady, noQuitReply, idleWithoutStats, noUserCount;
-    private final String nodeId = hostname() + "_" + UUID.randomUUID().toString().replace("-", "");
+    // ... and more of them (each a note of a catalog case), and bugs of its end of life:
+    private boolean noMemory, ignoreStopTimeout, noStaleSpawning, readyAfterDuplicateAck, acceptEqualTimestamp;
+    private boolean acceptStale, noExitAfterQuit, ignoreSigterm, reRegister;
+    private String nodeId = hostname() + "_" + UUID.randomUUID().toString().replace("-", "");
 
     private final Stats stats = new Stats();
     private final Users users = new Users(stats);
@@ -91,6 +95,18 @@ public final class LocustJvmWorker {
                 case "--no-quit-reply" -> noQuitReply = true; // exits on the master's quit without saying quit
                 case "--idle-without-stats" -> idleWithoutStats = true; // no stats report while it has no users
                 case "--no-user-count" -> noUserCount = true; // counts only in user_classes_count (all the master reads)
+                case "--node-id" -> nodeId = args[++i]; // any identity, e.g. one without the <host>_<hex> form
+                case "--no-memory" -> noMemory = true; // current_memory_usage always 0
+                case "--ignore-stop-timeout" -> ignoreStopTimeout = true; // client_ready right after client_stopped
+                case "--no-stale-spawning" -> noStaleSpawning = true; // no 'spawning' for a spawn it discards
+                case "--no-requests" -> User.recordRequests = false; // its users make no requests
+                case "--ready-after-duplicate-ack" -> readyAfterDuplicateAck = true; // client_ready again on a second ack
+                case "--accept-equal-timestamp" -> acceptEqualTimestamp = true; // applies a spawn as old as the last
+                case "--accept-stale" -> acceptStale = true; // applies every spawn, however old
+                case "--no-exit-after-quit" -> noExitAfterQuit = true; // gives up on a silent master, says quit, runs on
+                case "--ignore-sigterm" -> ignoreSigterm = true; // SIGTERM does nothing
+                case "--re-register" -> reRegister = true; // client_ready again after 3 s without a master heartbeat
+                case "--master-timeout" -> masterTimeoutMs = (long) (Double.parseDouble(args[++i]) * 1000);
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]);
             }
         }
@@ -106,9 +122,15 @@ public final class LocustJvmWorker {
         } catch (RuntimeException e) { // an unknown switch, a bad number or a missing value
             System.err.println("usage: LocustJvmWorker --master-host H --master-port P [--shutdown-race] "
                     + "[--lock-across-recv MS] [--no-ready-retry] [--stuck-spawn] [--spawning-state] [--ignore-stop-when-ready] "
-                    + "[--no-quit-reply] [--idle-without-stats] [--no-user-count]: " + e);
+                    + "[--no-quit-reply] [--idle-without-stats] [--no-user-count] [--node-id ID] [--no-memory] "
+                    + "[--ignore-stop-timeout] [--no-stale-spawning] [--no-requests] [--ready-after-duplicate-ack] "
+                    + "[--accept-equal-timestamp] [--accept-stale] [--no-exit-after-quit] [--ignore-sigterm] [--re-register] "
+                    + "[--master-timeout S]: " + e);
             System.exit(2);
             return;
+        }
+        if (worker.ignoreSigterm) { // BUG on purpose: an OS asking it to stop is ignored
+            sun.misc.Signal.handle(new sun.misc.Signal("TERM"), signal -> log("INFO", "--ignore-sigterm: SIGTERM ignored"));
         }
         // Every way out (quit from the master, master timeout, SIGTERM) goes through this hook.
         Runtime.getRuntime().addShutdownHook(new Thread(worker::shutdown, "shutdown-hook"));
@@ -338,6 +360,8 @@ public final class LocustJvmWorker {
                     Value index = get(data, "index");
                     log("INFO", "ack from master" + (index != null && index.isIntegerValue() ? ", index " + index : " (no index)"));
                     acked.countDown();
+                } else if (readyAfterDuplicateAck && "running".equals(state)) {
+                    send("client_ready", -1); // takes a duplicate ack for a request to register again
                 }
             }
             case "quit" -> {
@@ -383,9 +407,10 @@ public final class LocustJvmWorker {
 
     /** On the spawn-handler thread. Like Locust, "spawning" goes out before the timestamp check. */
     private Void applySpawn(Value data) throws InterruptedException {
-        send("spawning", null);
         double timestamp = number(get(data, "timestamp"), 0.0);
-        if (timestamp <= lastSpawnTimestamp) {
+        boolean stale = acceptStale ? false : acceptEqualTimestamp ? timestamp < lastSpawnTimestamp : timestamp <= lastSpawnTimestamp;
+        if (!(stale && noStaleSpawning)) send("spawning", null);
+        if (stale) {
             log("INFO", "Discard spawn message with older or equal timestamp than timestamp of previous spawn message");
             return null;
         }
@@ -420,7 +445,7 @@ public final class LocustJvmWorker {
         log("INFO", "stop: stopping " + users.total() + " users");
         users.stopAll(stopTimeout);
         send("client_stopped", null);
-        Thread.sleep((long) (stopTimeout * 1000));
+        if (!ignoreStopTimeout) Thread.sleep((long) (stopTimeout * 1000));
         send("client_ready", -1); // the master acks it; nobody waits for that ack
         state = "ready";
         log("INFO", "stopped, ready again");
@@ -431,15 +456,28 @@ public final class LocustJvmWorker {
     private void heartbeatLoop() {
         var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
         Runtime rt = Runtime.getRuntime();
+        long reRegistered = 0;
         for (long next = System.nanoTime(); !exiting; next = sleepPeriod(next, HEARTBEAT_MS)) {
+            long unanswered = System.nanoTime() - lastMasterHeartbeat;
+            if (reRegister && heardMaster && unanswered > TimeUnit.MILLISECONDS.toNanos(3 * HEARTBEAT_MS)
+                    && System.nanoTime() - reRegistered > TimeUnit.MILLISECONDS.toNanos(5 * HEARTBEAT_MS)) {
+                log("INFO", "--re-register: no master heartbeat for 3 s, client_ready again");
+                send("client_ready", -1); // a restarted master knows no worker: register again
+                reRegistered = System.nanoTime();
+            }
             // Locust 2.19+: give up on a master that has gone silent, once it has been heard at all.
-            if (heardMaster && System.nanoTime() - lastMasterHeartbeat > TimeUnit.MILLISECONDS.toNanos(MASTER_TIMEOUT_MS)) {
-                log("ERROR", "Didn't get heartbeat from master in over " + MASTER_TIMEOUT_MS / 1000 + "s");
+            if (heardMaster && System.nanoTime() - lastMasterHeartbeat > TimeUnit.MILLISECONDS.toNanos(masterTimeoutMs)) {
+                log("ERROR", "Didn't get heartbeat from master in over " + masterTimeoutMs / 1000.0 + "s");
+                if (noExitAfterQuit) { // BUG on purpose: it says quit and stops heartbeating, but never exits
+                    send("quit", null);
+                    log("INFO", "--no-exit-after-quit: quit sent, running on");
+                    return;
+                }
                 requestExit("master heartbeat timeout", false, 0);
                 return;
             }
             send("heartbeat", map("state", state, "current_cpu_usage", Math.max(0.0, os.getProcessCpuLoad() * 100.0),
-                    "current_memory_usage", rt.totalMemory() - rt.freeMemory())); // bytes of JVM heap in use
+                    "current_memory_usage", noMemory ? 0L : rt.totalMemory() - rt.freeMemory())); // bytes of JVM heap in use
         }
     }
 
@@ -517,6 +555,8 @@ public final class LocustJvmWorker {
     }
 
     static final class User extends Thread {
+        static volatile boolean recordRequests = true; // --no-requests: none recorded
+
         private final Stats stats;
         volatile boolean stopping;
 
@@ -532,7 +572,7 @@ public final class LocustJvmWorker {
                 while (!stopping) {
                     long t0 = System.nanoTime();
                     Thread.sleep(50); // the "request"; cut short by an interrupt, it is not recorded (as in Locust)
-                    stats.record((System.nanoTime() - t0) / 1e6, 128);
+                    if (recordRequests) stats.record((System.nanoTime() - t0) / 1e6, 128);
                     Thread.sleep(50); // wait time
                 }
             } catch (InterruptedException e) {

@@ -1018,6 +1018,19 @@ def test_old_counts_long_after_a_newer_spawn_are_failed() -> None:
     assert (f.oracle, f.verdict, f.at) == ("progress.spawn", FAILED, pytest.approx(1.01))
 
 
+def test_one_completion_settles_alike_spawns_a_stop_apart() -> None:
+    """Found by the state machine: spawn 0, stop, spawn 0 again; the one spawning_complete answers the newer spawn."""
+    b = registered()  # no heartbeats: the state check stays out of it
+    b.spawn(1.0, {USER: 0})
+    b.send(1.0, M.STOP)
+    b.recv(1.01, M.CLIENT_STOPPED)
+    b.spawn(1.25, {USER: 0})
+    b.recv(1.26, M.SPAWNING)
+    b.complete(1.35, {USER: 0})
+    assert check_replies(b.evidence(9.0)) == []
+    assert check_protocol_order(b.evidence(9.0)) == []
+
+
 def test_repeating_an_answered_spawns_counts_for_a_new_spawn_is_failed() -> None:
     b = registered()  # no heartbeats: the state check stays out of it
     b.spawn(1.0, {USER: 2})
