@@ -3,6 +3,9 @@
 Each mutant (harness.mutation.MUTANTS) is the reference worker started with one named defect (``--defect``);
 it runs the catalog case meant to catch it and checks the verdict and the oracle that gave it. The clean worker
 passes the same cases. (``locust-conformance mutants`` runs the same table many times for catch rates.)
+
+The cases the selected tests need run once, side by side as ``run -j auto`` runs them (``harness.runner.side_by_side``:
+a case mostly waits for heartbeats; the harness measures its own lag and reruns a case alone when it ran late).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import pytest
 
 from harness.catalog import REGISTRY_IDS, by_id
 from harness.mutation import MUTANTS, MUTANTS_BY_DEFECT, Mutant, command_for, intended_cases
-from harness.runner import RunConfig, run_case
+from harness.runner import AUTO, CaseResult, RunConfig, run_case, side_by_side
 from harness.verdicts import Verdict
 from worker.defects import DEFECTS
 
@@ -33,16 +36,46 @@ def config(defect: str | None, case_id: str) -> RunConfig:
     return RunConfig(command_for(defect) + SHORT_SILENCE, label, declared={"master-timeout": 3.0})
 
 
+Run = tuple[str | None, str]  # (defect or None for the clean worker, case id)
+
+
+def _runs_of(item: pytest.Item) -> list[Run]:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "mutant" in params:
+        return [(params["mutant"].defect, params["mutant"].cases[0])]
+    if "case_id" in params and "defect" in params:
+        return [(params["defect"], params["case_id"]), (None, params["case_id"])]
+    if "case_id" in params:
+        return [(None, params["case_id"])]
+    return []
+
+
+@pytest.fixture(scope="module")
+def results(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[Run, CaseResult]:
+    """Every (worker, case) the selected tests of this module need, run once, side by side."""
+    wanted = sorted({r for item in request.session.items if item.module is request.module for r in _runs_of(item)}, key=str)
+    root = tmp_path_factory.mktemp("catches")
+    done: dict[Run, CaseResult] = {}
+
+    def one(run: Run, rerun: str) -> CaseResult:
+        defect, case_id = run
+        folder = root / f"{defect or 'clean'}-{case_id.replace('/', '_')}{'-again' if rerun else ''}"
+        done[run] = run_case(by_id(case_id), config(defect, case_id), folder)
+        return done[run]
+
+    side_by_side(wanted, one, AUTO, config(None, "spawn/01-basic").timing, lambda run: by_id(run[1]))
+    return done
+
+
 @pytest.mark.parametrize("mutant", SINGLE_SHOT, ids=[m.defect for m in SINGLE_SHOT])
-def test_defect_is_caught(mutant: Mutant, tmp_path: Path) -> None:
-    (case_id,) = mutant.cases
-    result = run_case(by_id(case_id), config(mutant.defect, case_id), tmp_path)
+def test_defect_is_caught(mutant: Mutant, results: dict[Run, CaseResult]) -> None:
+    result = results[(mutant.defect, mutant.cases[0])]
     assert mutant.caught(result), f"{result.verdict}: " + "\n".join(map(str, result.findings))
 
 
 @pytest.mark.parametrize("case_id", intended_cases(MUTANTS))
-def test_clean_worker_passes_the_same_cases(case_id: str, tmp_path: Path) -> None:
-    result = run_case(by_id(case_id), config(None, case_id), tmp_path)
+def test_clean_worker_passes_the_same_cases(case_id: str, results: dict[Run, CaseResult]) -> None:
+    result = results[(None, case_id)]
     assert result.verdict is Verdict.OK, "\n".join(map(str, result.findings))
 
 
@@ -89,10 +122,9 @@ OTHER_CATCHES = [
     ("defect", "case_id", "verdict", "oracle"), OTHER_CATCHES, ids=[f"{d}-{c.split('/')[0]}" for d, c, _, _ in OTHER_CATCHES]
 )
 def test_other_case_checks_fail_a_worker_that_earns_them(
-    defect: str, case_id: str, verdict: Verdict, oracle: str, tmp_path: Path
+    defect: str, case_id: str, verdict: Verdict, oracle: str, results: dict[Run, CaseResult]
 ) -> None:
-    result = run_case(by_id(case_id), config(defect, case_id), tmp_path)
+    result = results[(defect, case_id)]
     assert result.verdict is verdict, "\n".join(map(str, result.findings))
     assert oracle in {f.oracle for f in result.findings if f.verdict is verdict}
-    clean = run_case(by_id(case_id), config(None, case_id), tmp_path / "clean")
-    assert oracle not in {f.oracle for f in clean.findings}
+    assert oracle not in {f.oracle for f in results[(None, case_id)].findings}
