@@ -199,6 +199,14 @@ MUTATIONS: tuple[CodeMutation, ...] = (
         (ORACLE_TESTS, "-k", "crash_lines_in_the_output"),
         "corrupted",
     ),
+    CodeMutation(
+        "segfault lines go unseen",
+        "harness/output.py",
+        '    (re.compile(r"Segmentation fault|SIGSEGV"), "segfault"),\n',
+        "",
+        (ORACLE_TESTS, "-k", "crash_lines_in_the_output"),
+        "segmentation fault",
+    ),
     # issue 13: errno 156384765 is ETERM, not EFSM
     CodeMutation(
         "errno 156384765 named EFSM",
