@@ -29,7 +29,7 @@ from harness.root_causes import describe as describe_cause
 from harness.root_causes import root_causes
 from harness.pace import Pace, parse_interval, resolve
 from harness.runner import AUTO as AUTO_JOBS
-from harness.runner import DEFAULT_INTERVAL, CaseResult, RunConfig, auto_jobs, plan, run_catalog, write_not_run
+from harness.runner import DEFAULT_INTERVAL, CaseResult, RunConfig, plan, run_catalog, starting_jobs, write_not_run
 from harness.scenario import Verdict as ScenarioVerdict
 from harness.scenario import judge_script, new_report_dir, run_scenario
 from harness.startup import StartupFailed, StartupFailure
@@ -335,7 +335,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return code
     config = RunConfig(worker, label, pace.interval, args.user_class, declared, pace, args.max_case_seconds)
     chosen, left = plan(cases, config, excluded)
-    at_once = min(len(chosen), auto_jobs(config.timing) if jobs == AUTO_JOBS else int(jobs)) or 1
+    at_once = min(len(chosen), starting_jobs(jobs, config.timing)) or 1
     print(
         f"running {len(chosen)} cases, {at_once} at once{' (auto)' if jobs == AUTO_JOBS else ''}, against {label!r} "
         f"(heartbeat interval {config.heartbeat_interval:g} s, "

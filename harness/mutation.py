@@ -34,7 +34,7 @@ from harness import __version__
 from harness.catalog import all_cases, by_id
 from harness.errors import ScenarioError
 from harness.protocol.timing import LOCUST_TIMING
-from harness.runner import AUTO, DEFAULT_INTERVAL, CaseResult, RunConfig, run_case, side_by_side
+from harness.runner import AUTO, DEFAULT_INTERVAL, CaseResult, RunConfig, overloaded, run_case, side_by_side
 from harness.verdicts import Finding, Verdict, rank
 from worker.defects import DEFECTS
 
@@ -331,8 +331,7 @@ def run_matrix(
             folder = Path(scratch) / name / str(run) / case_id.replace("/", "__")
             result = run_case(by_id(case_id), config, folder)
             result.rerun = rerun
-            overloaded = any(f.oracle == "harness.overloaded" for f in result.findings)
-            if overloaded and jobs == AUTO and not rerun:
+            if overloaded(result) and jobs == AUTO and not rerun:
                 shutil.rmtree(folder, ignore_errors=True)
                 return result  # run again alone: this attempt tells nothing about the worker
             with lock:

@@ -436,6 +436,11 @@ def auto_jobs(timing: Timing, cpus: int | None = None) -> int:
     return max(2, min(12, round(cpus * (3 + min(1.0, timing.heartbeat_interval)))))
 
 
+def starting_jobs(jobs: int | str, timing: Timing) -> int:
+    """The number of cases at once a run starts with: ``jobs`` itself, or ``auto_jobs`` for ``auto``."""
+    return auto_jobs(timing) if jobs == AUTO else int(jobs)
+
+
 T = TypeVar("T")
 
 
@@ -450,7 +455,7 @@ def side_by_side(
     longest case first; items whose case needs a quiet machine afterwards, alone. With ``auto``, an item whose harness
     was overloaded (harness.overloaded) halves the number at once and runs again, alone. Returns the final number."""
     adaptive = jobs == AUTO
-    limit = auto_jobs(timing) if adaptive else int(jobs)
+    limit = starting_jobs(jobs, timing)
     if limit < 1:
         raise ScenarioError(f"jobs: expected at least 1 or 'auto', got {jobs}")
     if limit == 1:
@@ -468,7 +473,8 @@ def side_by_side(
             done, _ = concurrent.futures.wait(busy, return_when=concurrent.futures.FIRST_COMPLETED)
             for future in done:
                 item = busy.pop(future)
-                if adaptive and _overloaded(future.result()):  # a bug of ours surfaces here, never lost
+                result = future.result()  # a bug of ours surfaces here, never lost (with a fixed number too)
+                if adaptive and overloaded(result):
                     limit = max(1, limit // 2)
                     again.append(item)
     for item in again:  # alone: the first attempt's harness was overloaded
@@ -494,7 +500,7 @@ def run_catalog(
     """
     chosen, left = plan(cases, config, excluded)
     run = RunResult(config, started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), not_run=left)
-    run.jobs = auto_jobs(config.timing) if jobs == AUTO else int(jobs)
+    run.jobs = starting_jobs(jobs, config.timing)
     started = time.monotonic()
     order = {case.id: i for i, case in enumerate(chosen)}
     lock = threading.Lock()
@@ -524,7 +530,8 @@ def run_catalog(
     return run
 
 
-def _overloaded(result: CaseResult) -> bool:
+def overloaded(result: CaseResult) -> bool:
+    """True if the harness itself ran too late during the case to judge it (harness.overloaded)."""
     return any(f.oracle == "harness.overloaded" for f in result.findings)
 
 

@@ -10,7 +10,6 @@ meant for it: about three minutes in all.
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import shlex
 import threading
@@ -21,7 +20,8 @@ import pytest
 
 from harness.catalog import all_cases, by_id
 from harness.pace import AUTO, resolve
-from harness.runner import CaseResult, RunConfig, RunResult, run_case, run_catalog
+from harness.protocol.timing import LOCUST_TIMING
+from harness.runner import CaseResult, RunConfig, RunResult, run_case, run_catalog, side_by_side
 from harness.verdicts import Verdict
 from tests.jvm_worker import build as jvm
 from tests.foreign_peers import locust_or_skip
@@ -67,19 +67,19 @@ def foreign_runs(
         except BaseException as exc:  # surfaced below, never lost in the thread
             errors.append(exc)
 
-    def switch(name: str, command: str, case: str) -> None:
-        try:
-            declared = {"master-timeout": 5.0} if "--master-timeout" in command else {}  # its own timing, declared
-            config = RunConfig(command, name, 1.0, declared=declared)
-            switches[name] = run_case(by_id(case), config, root / "switches" / name)
-        except BaseException as exc:
-            errors.append(exc)
+    def switch(item: tuple[str, tuple[str, str]], rerun: str) -> CaseResult:
+        name, (command, case) = item
+        declared = {"master-timeout": 5.0} if "--master-timeout" in command else {}  # its own timing, declared
+        switches[name] = run_case(by_id(case), RunConfig(command, name, 1.0, declared=declared), root / "switches" / name)
+        return switches[name]
 
     def all_switches() -> None:
         # A few at a time: two dozen JVMs starting at once on 2 cores make each other's heartbeats late (our doing).
-        with concurrent.futures.ThreadPoolExecutor(SWITCH_JOBS, thread_name_prefix="switch") as pool:
-            for name, (command, case) in _switch_plan(jvm_build, go_binary).items():
-                pool.submit(switch, name, command, case)
+        try:
+            plan = list(_switch_plan(jvm_build, go_binary).items())
+            side_by_side(plan, switch, SWITCH_JOBS, LOCUST_TIMING, lambda item: by_id(item[1][1]))
+        except BaseException as exc:  # surfaced below, never lost in the thread
+            errors.append(exc)
 
     jobs = [threading.Thread(target=catalog, args=item, name=f"catalog-{item[0]}") for item in workers.items()]
     jobs.append(threading.Thread(target=all_switches, name="switches"))

@@ -71,3 +71,12 @@ def test_auto_halves_the_jobs_and_runs_an_overloaded_case_again_alone(fake_cases
     assert again.verdict is Verdict.OK and "overloaded" in again.rerun
     assert run.jobs == auto_jobs(LOCUST_TIMING) // 2
     assert [r.case.id for r in run.results] == [c.id for c in CASES]
+
+
+@pytest.mark.parametrize("jobs", [2, AUTO])
+def test_a_bug_of_ours_in_a_case_surfaces_whatever_the_number_at_once(jobs: int | str) -> None:
+    def run_one(case: Case, rerun: str) -> CaseResult:
+        raise RuntimeError(f"a bug of ours in {case.id}")
+
+    with pytest.raises(RuntimeError, match="a bug of ours"):
+        runner.side_by_side([c for c in CASES if not c.exclusive], run_one, jobs, LOCUST_TIMING, lambda case: case)
