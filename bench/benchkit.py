@@ -117,9 +117,19 @@ def _dealer(context: zmq.Context[zmq.Socket[bytes]], endpoint: str, identity: st
     return sock
 
 
-def _pack(message_type: str, data: Any, node_id: str) -> bytes:
+def pack(message_type: str, data: Any, node_id: str) -> bytes:
+    """One Locust message as raw peers send it (``[type, data, node_id]``, msgpack defaults)."""
     packed: bytes = msgpack.packb([message_type, data, node_id])
     return packed
+
+
+def raw_router(context: zmq.Context[zmq.Socket[bytes]]) -> tuple[zmq.Socket[bytes], int]:
+    """A raw ROUTER bound to a free port on 127.0.0.1: ROUTER_MANDATORY (a full pipe refuses, counted, instead of
+    dropping silently as Locust's does) and no linger. Returns the socket and its port."""
+    sock = context.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    sock.setsockopt(zmq.LINGER, 0)
+    return sock, sock.bind_to_random_port("tcp://127.0.0.1")
 
 
 def _wait_until(t: float) -> None:
@@ -149,7 +159,7 @@ def run_sender(args: argparse.Namespace) -> int:
     try:
         if args.register:
             deadline = time.monotonic() + args.ack_within
-            sock.send(_pack("client_ready", "2.47.0", args.identity))
+            sock.send(pack("client_ready", "2.47.0", args.identity))
             acked = False
             while not acked and time.monotonic() < deadline:
                 if sock.poll(50):
@@ -163,9 +173,9 @@ def run_sender(args: argparse.Namespace) -> int:
             _wait_until(start + k * args.period)
             t = time.monotonic()
             if args.type == "heartbeat":
-                sock.send(_pack("heartbeat", heartbeat, args.identity))
+                sock.send(pack("heartbeat", heartbeat, args.identity))
             else:
-                sock.send(_pack(args.type, {"t": t, "n": k}, args.identity))
+                sock.send(pack(args.type, {"t": t, "n": k}, args.identity))
             sent.append(t)
             _drain(sock)  # heartbeat replies, if any: never let them pile up against the high-water mark
         return 0
@@ -180,7 +190,7 @@ def run_receiver(args: argparse.Namespace) -> int:
     sock = _dealer(context, args.endpoint, args.identity)
     arrivals: list[tuple[float, str, Any]] = []
     try:
-        sock.send(_pack(HELLO, None, args.identity))
+        sock.send(pack(HELLO, None, args.identity))
         end = time.monotonic() + args.seconds
         while time.monotonic() < end:
             if not sock.poll(50):

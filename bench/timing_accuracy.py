@@ -38,7 +38,7 @@ from typing import Any
 
 import msgpack
 import zmq
-from benchkit import DONE, HELLO, child, fmt, gaps, load_average, peer_argv, read_json, summary
+from benchkit import DONE, HELLO, child, fmt, gaps, load_average, pack, peer_argv, read_json, raw_router, summary
 
 from fakemaster.master import FakeMaster
 from harness.clock import MonotonicClock
@@ -54,11 +54,6 @@ TIMED = "lc_timed"
 RECEIVER_ID = "lc-receiver"
 SENDER_ID = "lc-sender"
 STARTUP = 15.0
-
-
-def pack(message_type: str, data: Any, node_id: str) -> bytes:
-    packed: bytes = msgpack.packb([message_type, data, node_id])
-    return packed
 
 
 def pace(start: float, k: int) -> None:
@@ -235,10 +230,7 @@ class RawRouter:
 
     def __init__(self) -> None:
         self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self.sock = self.context.socket(zmq.ROUTER)
-        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+        self.sock, self.port = raw_router(self.context)
         self.arrivals: list[tuple[float, bytes, str]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="raw-router", daemon=True)

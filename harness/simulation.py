@@ -199,13 +199,13 @@ class Simulation:
         if self.exit_code is not None:
             return
         if len(frames) != 1:
-            self._worker(lambda: self.session.malformed(f"{len(frames)} frames in one message (expected 1)"))
+            self._worker(lambda: self.session.malformed(f"{len(frames)} frames in one message (expected 1)", "frames", self.now))
             return
         try:
             message = decode(frames[0])
         except MalformedFrame as exc:
-            text = str(exc)
-            self._worker(lambda: self.session.malformed(text))
+            text, rule = str(exc), exc.rule
+            self._worker(lambda: self.session.malformed(text, rule, self.now))
             return
         self._worker(lambda: self.session.receive(message, self.now))
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.protocol.messages import LOCUST_VERSION, Direction, Message, MessageType
-from harness.protocol.schema import Severity, check_payload
+from harness.protocol.schema import MAY_FAIL, Severity, check_payload
 from harness.protocol.states import DEFERS_MESSAGES, TRANSITIONS, Event, Phase, next_phase, wire_state
 from harness.protocol.timing import LOCUST_TIMING, Timing
 from worker.defects import DEFECTS
@@ -73,8 +73,43 @@ LOGS_DISABLED = (
     "Further log sending was disabled for this worker."
 )
 
+# One log line per kind of ignored message (an unknown type, a malformed frame, ...) per log interval: the first is
+# logged as it comes, the rest are counted and summed up in one line when the interval ends. A flood of junk from the
+# master must not become a flood of disk writes (and a backlog the worker drains long after the flood ended).
+SUMMARY_DEADLINE = "log_summary"
+
+_MAY_FAIL = MAY_FAIL[Direction.MASTER_TO_WORKER]
+# The phases in which a master's silence is checked (from the ack until the worker starts quitting).
+_SILENCE_CHECKED = frozenset(phase for phase, event in TRANSITIONS if event is Event.MASTER_SILENT)
+
+_QUIT_TEXT = "Got quit message from master, shutting down..."
+# The kinds of ignored messages logged once per interval: level, the first line, what the summary counts
+# (formatted with the kind's subject and a detail).
+_KINDS: dict[str, tuple[str, str, str]] = {
+    "unknown": ("warning", "Unknown message type received: {0}", "messages of unknown type {0!r}"),
+    "malformed": ("error", "Ignoring malformed {0} from master: {1}", "malformed {0} messages"),
+    "frame": ("error", "Skipping malformed frame from master: {1}", "malformed frames ({0})"),
+    "ignored": ("warning", "Ignoring {0} in phase {1}", "{0} messages ignored in phase {1}"),
+    "stale": (
+        "info",
+        "Discard spawn message with older or equal timestamp than timestamp of previous spawn message",
+        "stale spawn messages (older or equal timestamp)",
+    ),
+    "again": ("info", _QUIT_TEXT, "quit messages while quitting"),
+    "info": ("info", "Received {0} from master: {1}", "{0} messages from master"),
+}
+
 # Messages that are handled even while a stop is being waited out (Locust's loop would sleep).
 _ALWAYS_HANDLED = {MessageType.QUIT, MessageType.RECONNECT, MessageType.HEARTBEAT}
+
+
+@dataclass
+class _Quieted:
+    """A kind of message logged once this interval; ``count`` more have been ignored since without a line."""
+
+    what: str
+    level: str
+    count: int = 0
 
 
 @dataclass
@@ -117,6 +152,9 @@ class WorkerSession:
     _logs_sent: int = 0
     _logs_off: bool = False  # log sending disabled for good (MAX_NEW_LOG_LINES)
     _deaf: bool = False  # only with the deaf-after-garbage defect
+    _quieted: dict[tuple[str, str], _Quieted] = field(default_factory=dict)  # logged once this interval: (kind, subject)
+    _quiet_since: float = 0.0  # when the current quiet interval began
+    _now: float = 0.0  # the latest time the session was told (for the summaries an exit writes)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -134,6 +172,40 @@ class WorkerSession:
         if not self._logs_off:  # (once log sending is off, nobody reads them: the list stops growing)
             self.log_lines.append(f"{level}: {text}")
         return Log(level, text)
+
+    def _log_kind(self, kind: str, subject: str, detail: str = "") -> list[Effect]:
+        """Log the first message of a kind (``_KINDS``) in a log interval; count the rest, summed up when it ends."""
+        quieted = self._quieted.get((kind, subject))
+        if quieted is not None:  # (the hot path of a flood: no text is built)
+            quieted.count += 1
+            return []
+        level, text, what = _KINDS[kind]
+        if not self._quieted:
+            self._quiet_since = self._now
+            self._deadlines[SUMMARY_DEADLINE] = self._now + self.config.timing.log_report_interval
+        self._quieted[(kind, subject)] = _Quieted(what.format(subject, detail), level)
+        return [self._log(level, text.format(subject, detail))]
+
+    def _summaries(self) -> list[Effect]:
+        """One line per kind with ignored messages; a kind still coming stays quiet for one more interval."""
+        elapsed = self._now - self._quiet_since
+        effects: list[Effect] = [
+            self._log(q.level, f"Ignored {q.count:,} more {q.what} in the last {elapsed:.1f} s")
+            for q in self._quieted.values()
+            if q.count
+        ]
+        self._quieted = {key: _Quieted(q.what, q.level) for key, q in self._quieted.items() if q.count}
+        self._deadlines.pop(SUMMARY_DEADLINE, None)
+        if self._quieted:
+            self._quiet_since = self._now
+            self._deadlines[SUMMARY_DEADLINE] = self._now + self.config.timing.log_report_interval
+        return effects
+
+    def _final_summaries(self) -> list[Effect]:
+        """At exit: the counts of the interval cut short, so nothing ignored goes unrecorded."""
+        effects = self._summaries()
+        self._quieted.clear()
+        return effects
 
     def _defective(self, name: str) -> bool:
         """True if defect ``name`` (see ``worker.defects``) is switched on."""
@@ -175,6 +247,7 @@ class WorkerSession:
         """Fire every deadline that is due at ``now`` (heartbeat first: it never waits behind the rest)."""
         effects: list[Effect] = []
         timing = self.config.timing
+        self._now = now
         due = {name for name, t in self._deadlines.items() if t <= now}
         if "heartbeat" in due:
             effects.append(self.heartbeat())
@@ -187,6 +260,8 @@ class WorkerSession:
             return effects
         if "connect" in due and self.phase is Phase.CONNECTING:
             effects += self._connect_retry(now)
+        if SUMMARY_DEADLINE in due:
+            effects += self._summaries()
         if "stats" in due:
             effects.append(self._stats())
             self._deadlines["stats"] = _next_slot(self._deadlines["stats"], timing.report_interval, now)
@@ -213,8 +288,9 @@ class WorkerSession:
             del self._deadlines["connect"]
             return [failed]  # DEFECT no-client-ready-retry: client_ready is sent once; without an ack the worker waits forever.
         if self._attempts > retries:
+            summaries = self._final_summaries()
             self._deadlines.clear()
-            return [failed, Exit(EXIT_CONNECT_FAILED, "no ack from the master")]
+            return [failed, *summaries, Exit(EXIT_CONNECT_FAILED, "no ack from the master")]
         return [failed, *self._send_client_ready(now)]
 
     def _stats(self) -> Send:
@@ -248,6 +324,7 @@ class WorkerSession:
                 "error",
                 f"Didn't get heartbeat from master in over {self.config.timing.master_heartbeat_timeout:g}s ({silent:.3f}s)",
             ),
+            *self._final_summaries(),
             StopUsers(0.0),
             self._msg(MessageType.QUIT),
         ]
@@ -257,30 +334,36 @@ class WorkerSession:
 
     def receive(self, message: Message, now: float) -> list[Effect]:
         """Handle one message from the master."""
-        if self.phase is Phase.EXITED or self._deaf:
+        self._now = now
+        phase, message_type = self.phase, message.type
+        if phase is Phase.EXITED or self._deaf:
             return []  # (deaf-after-garbage: the receive loop has died)
-        if self.phase in DEFERS_MESSAGES and message.type not in _ALWAYS_HANDLED:
+        if phase in DEFERS_MESSAGES and message_type not in _ALWAYS_HANDLED:
             self._deferred.append(message)
             return []
-        problems = [p for p in check_payload(message, Direction.MASTER_TO_WORKER) if p.severity is Severity.ERROR]
-        if problems:
-            return [self._log("error", f"Ignoring malformed {message.type} from master: {problems[0]}")]
-        handler = _HANDLERS.get(message.type)
+        if message_type in _MAY_FAIL:  # (the others have no payload problem that would stop them: a flood's fast path)
+            problems = [p for p in check_payload(message, Direction.MASTER_TO_WORKER) if p.severity is Severity.ERROR]
+            if problems:
+                return self._log_kind("malformed", message_type, str(problems[0]))
+        handler = _HANDLERS.get(message_type)
         if handler is None:
-            if self._defective("crash-on-unknown"):
+            if self.config.defects and self._defective("crash-on-unknown"):
                 # DEFECT crash-on-unknown: a message type without a handler raises here, in the socket thread.
                 raise KeyError(f"no handler for message type {message.type!r}")
-            return [self._log("warning", f"Unknown message type received: {message.type}")]
+            return self._log_kind("unknown", message_type)
         return handler(self, message, now)
 
-    def malformed(self, description: str) -> list[Effect]:
-        """A frame from the master that did not decode: log it and carry on."""
+    def malformed(self, description: str, kind: str, now: float) -> list[Effect]:
+        """A frame from the master that did not decode (``kind``: the rule it broke): log it and carry on."""
+        self._now = now
+        if self.phase is Phase.EXITED or self._deaf:
+            return []
         if self._defective("deaf-after-garbage"):
             # DEFECT deaf-after-garbage: as Locust 2.47's own worker, the receive loop dies on an undecodable frame;
             # heartbeats go on, but no later message (spawn, stop, quit) is ever handled.
             self._deaf = True
             return [self._log("error", f"Receive loop ended by an undecodable frame: {description}")]
-        return [self._log("error", f"Skipping malformed frame from master: {description}")]
+        return self._log_kind("frame", kind, description)
 
     def users_applied(self, spawn_id: int, counts: dict[str, int]) -> list[Effect]:
         """The user pool finished applying spawn ``spawn_id``; ``counts`` is what now runs."""
@@ -324,8 +407,10 @@ class WorkerSession:
             # (no-exit-on-quit: the quit was sent but the process lingers; a signal still ends it.)
             return [Exit(EXIT_OK, reason)] if self._defective("no-exit-on-quit") else []
         self._go(Event.SENT_QUIT)
+        summaries = self._final_summaries()
         self._deadlines.clear()
         return [
+            *summaries,
             self._log("info", f"Shutting down ({reason})"),
             StopUsers(0.0),
             self._msg(MessageType.QUIT),
@@ -333,10 +418,12 @@ class WorkerSession:
         ]
 
     def _finish_quit(self) -> list[Effect]:
+        summaries = self._final_summaries()
         self._deadlines.clear()
-        effects: list[Effect] = [self._stats(), self._msg(MessageType.QUIT)]
+        effects: list[Effect] = [*summaries, self._stats(), self._msg(MessageType.QUIT)]
         if self._defective("no-final-stats"):
-            effects = effects[1:]  # DEFECT no-final-stats: straight to quit, the last stats are lost.
+            effects = [e for e in effects if not (isinstance(e, Send) and e.message.type == MessageType.STATS)]
+            # DEFECT no-final-stats: straight to quit, the last stats are lost.
         self._go(Event.SENT_QUIT)
         if self._defective("no-exit-on-quit"):
             return effects  # DEFECT no-exit-on-quit: quit is sent, but the process never exits.
@@ -365,26 +452,24 @@ class WorkerSession:
     def _arm_master_silence(self) -> None:
         # As Locust: the check runs only once connected and at least one master heartbeat arrived,
         # and it ends when the worker starts quitting.
-        if self._defective("no-master-timeout"):
+        if self.last_master_heartbeat is None or self.phase not in _SILENCE_CHECKED:
+            return
+        if self.config.defects and self._defective("no-master-timeout"):
             return  # DEFECT no-master-timeout: the master-silence check is never armed.
-        if self.last_master_heartbeat is not None and (self.phase, Event.MASTER_SILENT) in TRANSITIONS:
-            timeout = self.config.timing.master_heartbeat_timeout
-            if self._defective("impatient-master-timeout"):
-                timeout = 2 * self.config.timing.heartbeat_interval  # DEFECT impatient-master-timeout: 2 intervals.
-            self._deadlines["master_silence"] = self.last_master_heartbeat + timeout
+        timeout = self.config.timing.master_heartbeat_timeout
+        if self.config.defects and self._defective("impatient-master-timeout"):
+            timeout = 2 * self.config.timing.heartbeat_interval  # DEFECT impatient-master-timeout: 2 intervals.
+        self._deadlines["master_silence"] = self.last_master_heartbeat + timeout
 
     def _on_spawn(self, message: Message, now: float) -> list[Effect]:
         if self.phase not in (Phase.READY, Phase.SPAWNING, Phase.RUNNING):
-            return [self._log("warning", f"Ignoring spawn in phase {self.phase}")]
+            return self._log_kind("ignored", MessageType.SPAWN.value, str(self.phase))
         job = message.data
         effects: list[Effect] = [self._msg(MessageType.SPAWNING)]  # sent before the timestamp check, as Locust
         # DEFECT accepts-stale-spawn: the timestamp check is missing, so an older spawn is applied.
         if job["timestamp"] <= self.last_spawn_timestamp and not self._defective("accepts-stale-spawn"):
             self._go(Event.RECV_STALE_SPAWN)
-            return [
-                *effects,
-                self._log("info", "Discard spawn message with older or equal timestamp than timestamp of previous spawn message"),
-            ]
+            return [*effects, *self._log_kind("stale", MessageType.SPAWN.value)]
         self.last_spawn_timestamp = job["timestamp"]
         self.host = job["host"]
         self.stop_timeout = float(job["stop_timeout"] or 0.0)
@@ -398,18 +483,18 @@ class WorkerSession:
 
     def _on_stop(self, message: Message, now: float) -> list[Effect]:
         if self.phase not in (Phase.READY, Phase.SPAWNING, Phase.RUNNING):
-            return [self._log("warning", f"Ignoring stop in phase {self.phase}")]
+            return self._log_kind("ignored", MessageType.STOP.value, str(self.phase))
         self._go(Event.RECV_STOP)
         return [StopUsers(self.stop_timeout)]
 
     def _on_quit(self, message: Message, now: float) -> list[Effect]:
-        log = self._log("info", "Got quit message from master, shutting down...")
         if self.phase is Phase.QUITTING:
-            return [log]
+            return self._log_kind("again", MessageType.QUIT.value)
+        log = self._log("info", _QUIT_TEXT)
         self._go(Event.RECV_QUIT)
         # Heartbeats (if they had started) go on while users stop; stats, logs and the master-silence check end.
-        heartbeat = {"heartbeat": self._deadlines["heartbeat"]} if "heartbeat" in self._deadlines else {}
-        self._deadlines = {**heartbeat, "quit": now + self.stop_timeout + self.config.timing.heartbeat_interval}
+        kept = {name: t for name, t in self._deadlines.items() if name in ("heartbeat", SUMMARY_DEADLINE)}
+        self._deadlines = {**kept, "quit": now + self.stop_timeout + self.config.timing.heartbeat_interval}
         return [log, StopUsers(self.stop_timeout)]
 
     def _on_reconnect(self, message: Message, now: float) -> list[Effect]:
@@ -419,7 +504,7 @@ class WorkerSession:
         return [log, Reconnect()]
 
     def _on_info(self, message: Message, now: float) -> list[Effect]:
-        return [self._log("info", f"Received {message.type} from master: {message.data!r}"[:300])]
+        return self._log_kind("info", message.type, f"{message.data!r}"[:250])
 
 
 def _next_slot(previous: float, interval: float, now: float) -> float:

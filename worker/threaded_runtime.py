@@ -161,13 +161,14 @@ class ThreadedRuntime:
     def _handle(self, frames: list[bytes]) -> None:
         now = time.monotonic()
         if len(frames) != 1:
-            self._apply(self._session(lambda: self.session.malformed(f"{len(frames)} frames in one message (expected 1)")))
+            text = f"{len(frames)} frames in one message (expected 1)"
+            self._apply(self._session(lambda: self.session.malformed(text, "frames", now)))
             return
         try:
             message = decode(frames[0])
         except MalformedFrame as exc:
-            problem = str(exc)
-            self._apply(self._session(lambda: self.session.malformed(problem)))
+            problem, rule = str(exc), exc.rule
+            self._apply(self._session(lambda: self.session.malformed(problem, rule, now)))
             return
         self._apply(self._session(lambda: self.session.receive(message, now)))
 

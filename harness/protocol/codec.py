@@ -129,6 +129,14 @@ def decode(frame: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Mess
         obj = msgpack.unpackb(frame, raw=False, strict_map_key=False, object_hook=_decode_ext)
     except _UNPACK_ERRORS as exc:
         raise _malformed(exc) from None
+    if type(obj) is list and len(obj) == 3:  # the common case, inlined (msgpack returns exact list and str types)
+        message_type, data, node_id = obj
+        if type(message_type) is str and type(node_id) is str:
+            message: Message = _new_object(Message)
+            _set_type(message, message_type)
+            _set_data(message, data)
+            _set_node_id(message, node_id)
+            return message
     if not isinstance(obj, list):
         raise MalformedFrame("codec.envelope", "a msgpack array [type, data, node_id]", f"a {type(obj).__name__}")
     if len(obj) != 3:

@@ -247,6 +247,20 @@ _HEARTBEAT = MessageType.HEARTBEAT.value
 _W2M = Direction.WORKER_TO_MASTER
 
 
+def _may_fail(schemas: dict[str, Check], direction: Direction) -> frozenset[str]:
+    return frozenset(
+        t for t, check in schemas.items() if check is not ANY and t not in _LENIENT_NIL[direction] and t in known_types(direction)
+    )
+
+
+# The types whose payload check can find an ERROR (the rest: no schema, any payload, or lenient nil): a receiver's
+# fast path skips check_payload for the others, since no problem it could find would stop the message.
+MAY_FAIL: dict[Direction, frozenset[str]] = {
+    Direction.WORKER_TO_MASTER: _may_fail(WORKER_SCHEMAS, Direction.WORKER_TO_MASTER),
+    Direction.MASTER_TO_WORKER: _may_fail(MASTER_SCHEMAS, Direction.MASTER_TO_WORKER),
+}
+
+
 def check_payload(message: Message, direction: Direction) -> list[Problem]:
     """All schema problems of ``message`` as sent in ``direction``; [] for custom types."""
     if message.type == _HEARTBEAT and direction is _W2M:  # the fast path, inlined: most frames are heartbeats

@@ -7,6 +7,7 @@ reaped, with its output in ``tmp_path``; every wait has a deadline.
 
 from __future__ import annotations
 
+import re
 import shlex
 import signal
 import socket
@@ -306,6 +307,35 @@ def test_master_silence_quits_with_exit_1(master: FakeMaster, launch: Launch) ->
 # --------------------------------------------------------------------------------------------
 
 
+def _ignored(out: str, what: str) -> int:
+    """How many messages the worker's log says it ignored after the first line of a kind ("Ignored N more <what>")."""
+    return sum(int(n.replace(",", "")) for n in re.findall(rf"Ignored ([\d,]+) more {re.escape(what)} in the last", out))
+
+
+def test_a_flood_of_junk_is_counted_not_logged_line_by_line(master: FakeMaster, launch: Launch) -> None:
+    """Thousands of unknown-type messages and undecodable frames: a few log lines whose counts add up to what came.
+
+    (One line per message turned a flood into disk writes the worker was still draining long after the flood.)
+    """
+    node = "testworker_1"
+    proc = connect(master, launch)
+    noise, garbage = encode(Message("noise", None, node)), b"\xc1 not msgpack"
+    taken = {"noise": 0, "garbage": 0}
+    for _ in range(10):  # (batches below the pipe's high-water mark, so that the worker keeps up)
+        taken["noise"] += master.storm_send_many(node.encode(), [([noise], None)] * 800, tag="flood")
+        taken["garbage"] += master.storm_send_many(node.encode(), [([garbage], None)] * 100, tag="flood")
+        master.sleep(0.05)
+    assert taken["noise"] > 4000 and taken["garbage"] > 500, taken
+    assert master.send("quit", to=node)
+    assert proc.wait(10.0) == 0
+    out = proc.output()
+    assert out.count("Unknown message type received: noise") == 1, out
+    assert out.count("Skipping malformed frame from master") == 1, out
+    assert 1 + _ignored(out, "messages of unknown type 'noise'") == taken["noise"], out
+    assert 1 + _ignored(out, "malformed frames (codec.not-msgpack)") == taken["garbage"], out
+    assert len(out.splitlines()) < 30, out
+
+
 def test_malformed_frames_do_not_disturb_the_worker(master: FakeMaster, launch: Launch) -> None:
     """Garbage, wrong arity, two frames, unknown type, incomplete spawn: logged, heartbeats undisturbed."""
     node = "testworker_1"
@@ -328,7 +358,10 @@ def test_malformed_frames_do_not_disturb_the_worker(master: FakeMaster, launch: 
     assert received(master, "spawning", seq) == []
     assert proc.poll() is None
     out = wait_for_output(proc, "Ignoring malformed spawn")
-    assert out.count("Skipping malformed frame from master") == 6, out
+    # one line per kind of bad frame per log interval: the second wrong arity is counted, then summed up
+    assert out.count("Skipping malformed frame from master") == 5, out
+    out = wait_for_output(proc, "Ignored 1 more malformed frames (codec.arity)", within=2 * TIMING.log_report_interval)
+    assert "Ignored 1 more malformed frames (codec.arity)" in out, out
     assert "2 frames in one message" in out
     assert "Unknown message type received: no_such_type" in out
     assert "Ignoring malformed spawn from master" in out

@@ -314,7 +314,7 @@ def test_deaf_after_garbage_handles_nothing_after_an_undecodable_frame() -> None
     for defects, handled in (((), True), (("deaf-after-garbage",), False)):
         r = Run(*defects)
         r.connect()
-        assert types(r.session.malformed("not msgpack")) == ["Log"]
+        assert types(r.session.malformed("not msgpack", "codec.msgpack", r.now)) == ["Log"]
         effects = r.spawn({"A": 1}, 1.0)
         assert any(isinstance(e, ApplyUsers) for e in effects) is handled, defects
         r.advance(3.0)
