@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchkit import child, fmt, gaps, load_average, peer_argv, summary
+from benchkit import child, fmt_summary, gaps, load_average, peer_argv, summary
 
 from fakemaster.master import FakeMaster
 from fakemaster.storm import MAX_RATE, StormSpec
@@ -290,12 +290,12 @@ def table(rows: list[dict[str, Any]], cfg: Config) -> str:
     for r in rows:
         flood = r.get("flood")
         flood_text = f"{flood['rate']} ({flood['delivered']} / {flood['refused']})" if flood else "-"
-        load_text = fmt(r["load_gaps_s"]) + (" (>= open)" if r["last_gap_open"] else "")
-        lag = f"{fmt(r['probe_lag_idle_ms'], ('p99', 'max'))}; {fmt(r['probe_lag_load_ms'], ('p99', 'max'))}"
+        load_text = fmt_summary(r["load_gaps_s"]) + (" (>= open)" if r["last_gap_open"] else "")
+        lag = f"{fmt_summary(r['probe_lag_idle_ms'], ('p99', 'max'))}; {fmt_summary(r['probe_lag_load_ms'], ('p99', 'max'))}"
         missing = f"yes ({r['missing_fired']})" if r["missing_fired"] else "no"
         verdict = r["anchor"] if r["worker"] != "reference" else reference_verdict(r)
         lines.append(
-            f"| {r['worker']} | {r['load']} | {r['path']} | {flood_text} | {fmt(r['idle_gaps_s'], ('p50', 'max'))} "
+            f"| {r['worker']} | {r['load']} | {r['path']} | {flood_text} | {fmt_summary(r['idle_gaps_s'], ('p50', 'max'))} "
             f"| {load_text} | {r['gaps_over_target']}/{r['load_gaps_s']['n']} | {missing} | {lag} | {verdict} |"
         )
     return "\n".join(lines)
@@ -363,7 +363,7 @@ def main() -> int:
             rows.append(row)
             gc.collect()  # between rows, not while measuring
             print(
-                f"{worker:>9} {load:>9} {row['path']:>11}: load gaps {fmt(row['load_gaps_s'])} s, "
+                f"{worker:>9} {load:>9} {row['path']:>11}: load gaps {fmt_summary(row['load_gaps_s'])} s, "
                 f"missing {row['missing_fired']}, flood {row.get('flood', {}).get('rate', '-')} msg/s "
                 f"({time.monotonic() - t:.1f} s)",
                 flush=True,

@@ -36,7 +36,7 @@ from typing import Any
 import msgpack
 import zmq
 
-from benchlib import BENCH_DIR, HEARTBEAT_DATA, children, environment, median, node_id, print_table, script_command, write_json
+from benchkit import BENCH_DIR, HEARTBEAT_DATA, children, environment, median, node_id, print_table, script_command, write_json
 
 WARMUP = 0.5
 TARGET_RATIO = 0.7

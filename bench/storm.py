@@ -39,7 +39,7 @@ from typing import Any
 import msgpack
 import zmq
 
-from benchlib import BENCH_DIR, children, environment, median, node_id, print_table, script_command, write_json
+from benchkit import BENCH_DIR, children, environment, median, node_id, print_table, script_command, write_json
 
 TARGET_RATIO = 0.7
 BATCH = 256

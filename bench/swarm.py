@@ -62,12 +62,12 @@ import msgpack
 import psutil
 import zmq
 
-from benchlib import (
+from benchkit import (
     BENCH_DIR,
     CpuSampler,
     children,
     environment,
-    fmt,
+    fmt_value,
     free_port,
     node_id,
     percentile,
@@ -770,9 +770,10 @@ def main() -> int:
                 result["wall_s"] = round(time.monotonic() - started, 1)
                 results.append(result)
                 print(
-                    f"  acked {result['acked']}/{n} in {fmt(result['all_acked_s'], 2)} s, re-sends "
-                    f"{result['client_ready_resends']}, steady p50/p99 {fmt(result['p50_ms'], 2)}/{fmt(result['p99_ms'], 2)} ms,"
-                    f" master CPU {fmt(result['master_cpu']['mean'])}/{fmt(result['master_cpu']['max'])} %, "
+                    f"  acked {result['acked']}/{n} in {fmt_value(result['all_acked_s'], 2)} s, re-sends "
+                    f"{result['client_ready_resends']}, steady p50/p99 "
+                    f"{fmt_value(result['p50_ms'], 2)}/{fmt_value(result['p99_ms'], 2)} ms,"
+                    f" master CPU {fmt_value(result['master_cpu']['mean'])}/{fmt_value(result['master_cpu']['max'])} %, "
                     f"false missing {result['false_missing']}",
                     flush=True,
                 )
@@ -781,14 +782,14 @@ def main() -> int:
             r["master"],
             r["n"],
             f"{r['acked']}/{r['n']}",
-            fmt(r["all_acked_s"], 2),
+            fmt_value(r["all_acked_s"], 2),
             r["client_ready_resends"],
-            f"{fmt(r['p50_ms'], 2)} / {fmt(r['p99_ms'], 2)} / {fmt(r['max_ms'], 1)}",
-            f"{fmt(r['whole_p99_ms'], 1)} / {fmt(r['whole_max_ms'], 0)}",
+            f"{fmt_value(r['p50_ms'], 2)} / {fmt_value(r['p99_ms'], 2)} / {fmt_value(r['max_ms'], 1)}",
+            f"{fmt_value(r['whole_p99_ms'], 1)} / {fmt_value(r['whole_max_ms'], 0)}",
             r["unanswered"],
-            f"{fmt(r['master_cpu']['mean'])} / {fmt(r['master_cpu']['max'])}",
-            fmt(r["master_cpu_steady"]["mean"]),
-            fmt(r["swarm_cpu"]["mean"]),
+            f"{fmt_value(r['master_cpu']['mean'])} / {fmt_value(r['master_cpu']['max'])}",
+            fmt_value(r["master_cpu_steady"]["mean"]),
+            fmt_value(r["swarm_cpu"]["mean"]),
             r["false_missing"],
         ]
         for r in results

@@ -38,7 +38,7 @@ from typing import Any
 
 import msgpack
 import zmq
-from benchkit import DONE, HELLO, child, fmt, gaps, load_average, pack, peer_argv, read_json, raw_router, summary
+from benchkit import DONE, HELLO, child, fmt_summary, gaps, load_average, pack, peer_argv, read_json, raw_router, summary
 
 from fakemaster.master import FakeMaster
 from harness.clock import MonotonicClock
@@ -330,8 +330,8 @@ def main() -> int:
         err = r["arrival_minus_due_ms"]
         ok = within_target(r)
         print(
-            f"| {r['delay_s'] * 1000:g} ms | {r['what']} | {r['samples']} ({r['lost']}) | {fmt(err)} "
-            f"| {fmt(r['sent_minus_due_ms'])} | {fmt(r['arrival_minus_sent_ms'])} | {'met' if ok else 'MISSED'} |"
+            f"| {r['delay_s'] * 1000:g} ms | {r['what']} | {r['samples']} ({r['lost']}) | {fmt_summary(err)} "
+            f"| {fmt_summary(r['sent_minus_due_ms'])} | {fmt_summary(r['arrival_minus_sent_ms'])} | {'met' if ok else 'MISSED'} |"
         )
     print()
     print("(ii) heartbeat gaps: |measured gap - sent gap|, ms (p50 / p99 / max); target p99 <= 2 ms")
@@ -343,8 +343,8 @@ def main() -> int:
         ok = within_target(r)
         lo, hi = r["gap_error_signed_min_max_ms"]
         print(
-            f"| {r['period_s'] * 1000:g} ms | {r['what']} | {r['sent']} / {r['received']} | {fmt(err)} | {lo:g} / {hi:g} "
-            f"| {fmt(r['latency_ms'])} | {'met' if ok else 'MISSED'} |"
+            f"| {r['period_s'] * 1000:g} ms | {r['what']} | {r['sent']} / {r['received']} | {fmt_summary(err)} | {lo:g} / {hi:g} "
+            f"| {fmt_summary(r['latency_ms'])} | {'met' if ok else 'MISSED'} |"
         )
     harness = [r for r in delays + gap_rows if r["what"].startswith("fake")]
     met = all(within_target(r) for r in harness)

@@ -15,6 +15,8 @@ A thread hands its messages over in batches (``StormTarget.storm_send_many``): w
 made due, at most ``BURST_SECONDS`` worth of it and ``MAX_BATCH`` messages, in one hand-over to the socket
 thread, which sends them in order and records each. Up to 1,000 msg/s per thread a batch is one message, as
 before; at 100k msg/s per thread up to about 100 (a thread that fell behind skips the backlog beyond that).
+
+``StormRegistry`` numbers the storms a master starts and cancels them all when it closes.
 """
 
 from __future__ import annotations
@@ -331,3 +333,33 @@ class StormHandle:
             )
         finally:
             self._done.set()
+
+
+class StormRegistry:
+    """The storms one target has started, labelled ``storm#1``, ``storm#2``, ... in order; any thread."""
+
+    def __init__(self, target: StormTarget, monotonic: Callable[[], float]) -> None:
+        self._target = target
+        self._monotonic = monotonic
+        self._storms: list[StormHandle] = []
+        self._lock = threading.Lock()
+        self._numbers = itertools.count(1)
+
+    def launch(self, spec: StormSpec, node_id: str, ack_index: int) -> StormHandle:
+        """Start a storm on ``node_id`` and keep it for ``stop_all``; returns at once."""
+        handle = StormHandle(spec, self._target, f"storm#{next(self._numbers)}", node_id, ack_index, self._monotonic)
+        with self._lock:
+            self._storms.append(handle)
+        return handle.start()
+
+    def stop_all(self, note: Callable[[str], None]) -> None:
+        """Cancel every storm, then wait for each; one that will not end is a harness fault told to ``note``, not raised."""
+        with self._lock:
+            storms = list(self._storms)
+        for storm in storms:
+            storm.cancel()
+        for storm in storms:
+            try:
+                storm.join(JOIN_SLACK)
+            except HarnessFault as exc:  # a storm that will not end must not keep the socket thread alive
+                note(f"harness fault: {exc}")

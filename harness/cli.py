@@ -1,8 +1,8 @@
 """``locust-conformance``: the command line.
 
-Exit codes: 0 no case FAILED or UNKNOWN; 1 a case FAILED; 2 a case was UNKNOWN
-(the harness or the worker launch failed, so it could not be judged); 3 usage or
-script error.
+Exit codes: 0 no case FAILED, UNKNOWN or SCENARIO-ERROR; 1 a case FAILED; 2 a case
+was UNKNOWN (the harness or the worker launch failed, so it could not be judged); 3
+usage or script error (SCENARIO-ERROR).
 """
 
 from __future__ import annotations
@@ -30,28 +30,31 @@ from harness.root_causes import root_causes
 from harness.pace import Pace, parse_interval, resolve
 from harness.runner import AUTO as AUTO_JOBS
 from harness.runner import DEFAULT_INTERVAL, CaseResult, RunConfig, plan, run_catalog, starting_jobs, write_not_run
-from harness.scenario import Verdict as ScenarioVerdict
-from harness.scenario import judge_script, new_report_dir, run_scenario
+from harness.scenario import judge_script, new_report_dir, run_scenario, summarize, trace_findings
 from harness.startup import StartupFailed, StartupFailure
 from harness.trace import format_record
-from harness.verdicts import Verdict
+from harness.verdicts import Verdict, worst
 from harness.worker_timing import KEYS, load_worker_profile, parse_worker_timing
 
 EXIT_OK, EXIT_FAILED, EXIT_UNKNOWN, EXIT_USAGE = 0, 1, 2, 3
 ROOT_CAUSES_SHOWN = 10
+# A script's exit code by its verdict: every verdict has one, so none can slip through as a pass by omission.
 SCENARIO_EXIT = {
-    ScenarioVerdict.OK: EXIT_OK,
-    ScenarioVerdict.FAILED: EXIT_FAILED,
-    ScenarioVerdict.UNKNOWN: EXIT_UNKNOWN,
-    ScenarioVerdict.SCENARIO: EXIT_USAGE,
+    Verdict.OK: EXIT_OK,
+    Verdict.INFORMATIONAL: EXIT_OK,
+    Verdict.NON_STRICT: EXIT_OK,
+    Verdict.UNIMPLEMENTED: EXIT_OK,
+    Verdict.SCENARIO_ERROR: EXIT_USAGE,
+    Verdict.UNKNOWN: EXIT_UNKNOWN,
+    Verdict.FAILED: EXIT_FAILED,
 }
 
 EPILOG = """exit codes:
-  0  no case FAILED or UNKNOWN (OK, NON-STRICT, INFORMATIONAL and UNIMPLEMENTED all exit 0; NON-STRICT exits 1 with
-     --fail-on non-strict)
+  0  no case FAILED, UNKNOWN or SCENARIO-ERROR (OK, NON-STRICT, INFORMATIONAL and UNIMPLEMENTED all exit 0; NON-STRICT
+     exits 1 with --fail-on non-strict)
   1  at least one case FAILED: the real master would misbehave or give up on the worker, or the user's data is lost
   2  at least one case was UNKNOWN (and none FAILED): the harness could not judge it - never a pass
-  3  usage or script error"""
+  3  usage or script error: a script that asks for something impossible is SCENARIO-ERROR (and nothing FAILED)"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -370,7 +373,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"results: {folder / 'results.json'}")
     if counts.get(Verdict.FAILED.value) or (args.fail_on == "non-strict" and counts.get(Verdict.NON_STRICT.value)):
         return EXIT_FAILED  # the worker's verdict stands, whatever happened to the report
-    return EXIT_UNKNOWN if counts.get(Verdict.UNKNOWN.value) or not reported else EXIT_OK
+    if counts.get(Verdict.UNKNOWN.value) or not reported:
+        return EXIT_UNKNOWN
+    return EXIT_USAGE if counts.get(Verdict.SCENARIO_ERROR.value) else EXIT_OK
 
 
 def _startup_failed(failure: StartupFailure, folder: Path) -> int:
@@ -552,15 +557,9 @@ def cmd_master(args: argparse.Namespace) -> int:
         print(format_record(record, fake.trace.t0))
     if args.trace_out:
         fake.trace.save(args.trace_out)
-    errors = [v for r in fake.trace.records() for v in r.violations if v.severity == "error"]
-    if result.error is None and not errors:
-        print(f"OK: {result.steps_run} steps passed")
-        return EXIT_OK
-    if result.error is None:
-        verdict, reason = ScenarioVerdict.FAILED, f"protocol violation: {errors[0]}"
-    else:
-        verdict, reason = judge_script(result.error, result.failed_step)
-    print(f"{verdict.value}: {reason}")
+    findings = [*judge_script(result.error, result.failed_step), *trace_findings(fake.trace.records(), fake.trace.t0)]
+    verdict = worst(f.verdict for f in findings)
+    print(f"OK: {result.steps_run} steps passed" if verdict is Verdict.OK else f"{verdict.value}: {summarize(findings)}")
     return SCENARIO_EXIT[verdict]
 
 

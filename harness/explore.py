@@ -45,7 +45,7 @@ from harness.repro import EXIT_USAGE, Outcome, Recording
 from harness.repro import main as repro_main
 from harness.runner import CaseResult, RunConfig, run_case
 from harness.schedule import STORM_MIXES, Schedule, Step, schedules
-from harness.verdicts import Finding, Verdict
+from harness.verdicts import NOT_JUDGED, Finding, Verdict
 
 EXPLORE_INTERVAL = 0.1  # seconds: short enough for >= 60 real examples a minute, long enough for a 2-core machine
 SETTLE_INTERVALS = 1.0  # observed after the last step
@@ -206,7 +206,7 @@ class Exploration:
 
     @property
     def unknown(self) -> list[Example]:
-        return [e for e in self.examples if e.verdict is Verdict.UNKNOWN]
+        return [e for e in self.examples if e.verdict in NOT_JUDGED]  # could not be judged: never a pass
 
     def generated(self) -> int:
         return sum(1 for e in self.examples if e.phase == "generate")
@@ -290,7 +290,7 @@ def explore(
             return example
         gap = None if case.max_heartbeat_gap is None else case.max_heartbeat_gap / heartbeat_interval
         failed = [f for f in case.findings if f.verdict is Verdict.FAILED]
-        unknown = "; ".join(str(f) for f in case.findings if f.verdict is Verdict.UNKNOWN)
+        unknown = "; ".join(str(f) for f in case.findings if f.verdict in NOT_JUDGED)
         example = Example(number, schedule, case.verdict, gap, case.duration, failed, phase, unknown)
         result.examples.append(example)
         _keep_only_interesting(case, example)
@@ -317,7 +317,7 @@ def explore(
         example = run(schedule, "shrink" if shrinking else "generate")
         if target and example.worst_gap is not None:
             hypothesis.target(example.worst_gap, label="worst heartbeat gap (intervals)")
-        if example.verdict is Verdict.UNKNOWN:
+        if example.verdict in NOT_JUDGED:
             hypothesis.reject()  # the harness could not judge it: recorded and reported, not a pass
         if example.failed:
             if not shrink_until:
@@ -351,7 +351,7 @@ def explore(
 
 def _keep_only_interesting(case: CaseResult, example: Example) -> None:
     """Keep the evidence of failures and UNKNOWNs; a passing example's folder is removed."""
-    if not example.failed and example.verdict is not Verdict.UNKNOWN:
+    if not example.failed and example.verdict not in NOT_JUDGED:
         shutil.rmtree(case.artifacts, ignore_errors=True)
 
 

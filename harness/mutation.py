@@ -35,13 +35,14 @@ from harness.catalog import all_cases, by_id
 from harness.errors import ScenarioError
 from harness.protocol.timing import LOCUST_TIMING
 from harness.runner import AUTO, DEFAULT_INTERVAL, CaseResult, RunConfig, overloaded, run_case, side_by_side
-from harness.verdicts import Finding, Verdict, rank
+from harness.verdicts import NOT_JUDGED, Finding, Verdict, rank
 from worker.defects import DEFECTS
 
 MATRIX_SCHEMA_VERSION = 1
 CLEAN = "clean"
 REFERENCE = "{python} -m worker --master-host {host} --master-port {port} --heartbeat-interval {heartbeat_interval}"
-# A case "catches" a worker when it grades it below a pass; UNKNOWN is the harness's failure, neither caught nor missed.
+# A case "catches" a worker when it grades it below a pass; UNKNOWN (the harness's failure) and SCENARIO-ERROR (the
+# case's own) say nothing about the worker: neither caught nor missed.
 CAUGHT = frozenset({Verdict.NON_STRICT, Verdict.UNIMPLEMENTED, Verdict.FAILED})
 
 
@@ -62,9 +63,9 @@ class Mutant:
         """True if ``result`` is this defect caught by the intended oracle with at least the intended verdict.
 
         A defect whose consequence on a real master is nothing (INFORMATIONAL: it only differs from Locust's own
-        worker) is caught when the intended oracle reports it at that level; a harness failure never catches.
+        worker) is caught when the intended oracle reports it at that level; a run not judged never catches.
         """
-        return result.verdict is not Verdict.UNKNOWN and bool(self.deciding(result.findings))
+        return result.verdict not in NOT_JUDGED and bool(self.deciding(result.findings))
 
 
 MUTANTS: tuple[Mutant, ...] = (
@@ -214,11 +215,12 @@ class Matrix:
         return self.cells.get((subject, case))
 
     def problems(self) -> list[str]:
-        """Every reason the matrix fails: a defect caught too rarely, a clean-worker catch, an UNKNOWN."""
+        """Every reason the matrix fails: a defect caught too rarely, a clean-worker catch, an UNKNOWN or SCENARIO-ERROR."""
         out = []
         for cell in self.cells.values():
-            if cell.unknown:
-                out.append(f"{cell.subject} on {cell.case}: {cell.unknown} of {cell.runs} runs UNKNOWN (harness failure)")
+            for verdict, why in ((Verdict.UNKNOWN, "harness failure"), (Verdict.SCENARIO_ERROR, "a bug in the case")):
+                if n := cell.verdicts.count(verdict):
+                    out.append(f"{cell.subject} on {cell.case}: {n} of {cell.runs} runs {verdict.value} ({why})")
             if cell.subject == CLEAN and cell.caught_count:
                 out.append(f"clean worker caught by {cell.case} in {cell.caught_count} of {cell.runs} runs (false positive)")
             if cell.intended and cell.runs and cell.caught_count < self.min_rate * cell.runs:
@@ -338,7 +340,7 @@ def run_matrix(
                 cell = matrix.cells[(name, case_id)]
                 caught = _judge(subject, cell, result, [m for m in mutants if case_id in m.cases])
                 watched = subject is None or cell.intended  # a column whose outcome is known in advance
-                unexpected = result.verdict is Verdict.UNKNOWN or (watched and caught != cell.intended)
+                unexpected = result.verdict in NOT_JUDGED or (watched and caught != cell.intended)
                 if unexpected or (run == 1 and watched):
                     kept = report / "artifacts" / name / f"run-{run:02d}" / case_id.replace("/", "__")
                     shutil.copytree(folder, kept, dirs_exist_ok=True)

@@ -15,7 +15,8 @@ cases that would take longer at that pace.
 
 Verdicts map to outcomes: OK passes; NON-STRICT passes with a ``LocustConformanceWarning`` (fails with
 ``--lc-strict``); INFORMATIONAL and UNIMPLEMENTED are skips whose reason is the evidence; FAILED fails with
-the evidence as its text; UNKNOWN (the harness could not judge) fails too, never passes.
+the evidence as its text; UNKNOWN (the harness could not judge) and SCENARIO-ERROR (the scenario asked for
+something impossible) fail too, never pass.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class LocustConformanceWarning(UserWarning):
 
 
 class VerdictFailure(Exception):
-    """A FAILED or UNKNOWN verdict (or NON-STRICT under --lc-strict); its text is the evidence."""
+    """A FAILED, UNKNOWN or SCENARIO-ERROR verdict (or NON-STRICT under --lc-strict); its text is the evidence."""
 
 
 # -- options -------------------------------------------------------------------------------------
@@ -357,10 +358,11 @@ def evidence(result: CaseResult) -> str:
 
 def outcome(result: CaseResult, *, strict: bool) -> None:
     """Turn a verdict into a pytest outcome (see the module docstring)."""
-    from harness.verdicts import Verdict
+    from harness.verdicts import NOT_JUDGED, Verdict
 
     text = evidence(result)
-    if result.verdict in (Verdict.FAILED, Verdict.UNKNOWN) or (strict and result.verdict is Verdict.NON_STRICT):
+    verdict = result.verdict
+    if verdict is Verdict.FAILED or verdict in NOT_JUDGED or (strict and verdict is Verdict.NON_STRICT):
         raise VerdictFailure(text)
     if result.verdict in (Verdict.INFORMATIONAL, Verdict.UNIMPLEMENTED):
         pytest.skip(text)
@@ -425,15 +427,15 @@ def lc_context(
     fake_master: FakeMaster, lc_worker: WorkerProcess, lc_timing: Timing, request: pytest.FixtureRequest
 ) -> Iterator[CaseContext]:
     """The catalog's scripting API (handshake, spawn, expect, observe, quit, ...) on ``fake_master`` and ``lc_worker``,
-    after the worker's first message. A FAILED or UNKNOWN finding the script notes (``ctx.note``, ``require_exit``)
-    fails the test at teardown; for every oracle's judgement use ``lc_run``."""
+    after the worker's first message. A FAILED, UNKNOWN or SCENARIO-ERROR finding the script notes (``ctx.note``,
+    ``require_exit``) fails the test at teardown; for every oracle's judgement use ``lc_run``."""
     from harness.catalog import CaseContext
-    from harness.verdicts import Verdict
+    from harness.verdicts import NOT_JUDGED, Verdict
 
     ctx = CaseContext(fake_master, lc_worker, lc_timing, str(_option(request.config, "user_class") or DEFAULT_USER_CLASS))
     ctx.first_message()
     yield ctx
-    bad = [f for f in ctx.findings if f.verdict in (Verdict.FAILED, Verdict.UNKNOWN)]
+    bad = [f for f in ctx.findings if f.verdict is Verdict.FAILED or f.verdict in NOT_JUDGED]
     if bad:
         pytest.fail("\n".join(map(str, bad)), pytrace=False)
 

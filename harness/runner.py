@@ -48,10 +48,10 @@ from harness.root_causes import root_causes
 from harness.stacks import dump as dump_stacks
 from harness.startup import StartupFailed
 from harness.trace import Kind, TraceRecord, fault_windows, format_record, parse_window_note, window_note
-from harness.verdicts import Finding, Verdict, worst
+from harness.verdicts import Finding, Verdict, rank, worst
 from harness.worker_timing import timing_json, worker_timing
 
-RESULTS_SCHEMA_VERSION = 3  # documented in docs/results-schema.md; harness/report/results.schema.json
+RESULTS_SCHEMA_VERSION = 4  # documented in docs/results-schema.md; harness/report/results.schema.json
 DEFAULT_INTERVAL = 0.2
 STACK_DUMP_TIMEOUT = 15.0
 STOP_GRACE = 3.0  # seconds a worker gets to end on SIGTERM (at least two of its heartbeat intervals)
@@ -114,7 +114,7 @@ class CaseResult:
     def summary(self) -> str:
         """The one line a person reads first: what went wrong, if anything."""
         bad = [f for f in self.findings if f.verdict is not Verdict.OK]
-        return str(max(bad, key=lambda f: list(Verdict).index(f.verdict))) if bad else "ok"
+        return str(max(bad, key=lambda f: rank(f.verdict))) if bad else "ok"
 
 
 class QuietLock:
@@ -207,7 +207,7 @@ def _run_case(case: Case, config: RunConfig, folder: Path, report: Path | None) 
         findings.append(judged(exc.rule, exc.expected, exc.observed))
     except HarnessFault as exc:
         findings.append(judged("harness", "the harness to run the case", str(exc)))
-    except ConformanceError as exc:  # ScenarioError: a bug in the case itself
+    except ConformanceError as exc:  # ScenarioError: the case's own bug, the harness's (UNKNOWN, not SCENARIO-ERROR)
         findings.append(judged("harness.case", "a well-formed case", str(exc)))
     except Exception as exc:  # any other bug of ours: never a pass
         findings.append(judged("harness.crash", "the case to run", f"{exc!r}\n{traceback.format_exc()[-1500:]}"))

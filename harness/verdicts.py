@@ -9,27 +9,44 @@ from typing import Any
 
 
 class Verdict(enum.StrEnum):
-    """How a case ended. UNKNOWN means the harness could not judge: it is never a pass."""
+    """How a case or a script ended, declared in merge order: ``worst`` keeps the last one present.
+
+    UNKNOWN and SCENARIO-ERROR say nothing about the worker (``NOT_JUDGED``): neither is ever a pass.
+    """
 
     OK = "OK"
     INFORMATIONAL = "INFORMATIONAL"  # differs from Locust's own peer in a way its master accepts
     NON_STRICT = "NON-STRICT"  # works with a real master, but outside the tolerance (e.g. a late heartbeat)
     UNIMPLEMENTED = "UNIMPLEMENTED"  # an optional behaviour the worker does not have
+    # The scenario or script asked for something impossible (a bad step, a send before any worker connected): its
+    # author's to fix, neither a pass nor the worker's fault. Above every passing verdict: the run stopped short, so
+    # what it judged is incomplete. Below UNKNOWN: a harness that failed cannot be trusted to say the script was
+    # wrong (a script error at run time can be the fault's artefact), and its fault is the one the reader cannot fix
+    # by editing the script. Below FAILED: evidence against the worker stands, whatever else went wrong. A catalog
+    # case's own bug stays UNKNOWN (oracle harness.case): the catalog ships with the harness, so it is not the reader's.
+    SCENARIO_ERROR = "SCENARIO-ERROR"
     UNKNOWN = "UNKNOWN"  # the harness or the launch failed
     FAILED = "FAILED"  # the worker broke the protocol: the real master would misbehave or give up on it
 
 
-# Merge priority: a FAILED with evidence stands even if the harness failed later.
-_RANK = {
-    v: i
-    for i, v in enumerate(
-        [Verdict.OK, Verdict.INFORMATIONAL, Verdict.NON_STRICT, Verdict.UNIMPLEMENTED, Verdict.UNKNOWN, Verdict.FAILED]
-    )
+# Merge priority, the declaration order: a FAILED with evidence stands even if the harness or the script failed later.
+_RANK = {v: i for i, v in enumerate(Verdict)}
+# The verdicts that say nothing about the worker: never a pass, and never a defect caught.
+NOT_JUDGED = frozenset({Verdict.SCENARIO_ERROR, Verdict.UNKNOWN})
+# What each verdict tells the reader (the report's legend and docs/verdicts.md), worst first.
+MEANINGS = {
+    Verdict.FAILED: "the worker broke the protocol: the real master would misbehave or give up on it",
+    Verdict.UNKNOWN: "the harness could not judge (it or the worker launch failed) - never a pass",
+    Verdict.SCENARIO_ERROR: "the scenario or script asked for something impossible: its author's to fix - never a pass",
+    Verdict.UNIMPLEMENTED: "an optional behaviour is missing (e.g. giving up on a dead master)",
+    Verdict.NON_STRICT: "works with the real master, but outside the tolerance (e.g. a late heartbeat)",
+    Verdict.INFORMATIONAL: "differs from Locust's own worker in a way its master accepts",
+    Verdict.OK: "conforms",
 }
 
 
 def rank(verdict: Verdict) -> int:
-    """How bad ``verdict`` is: OK 0 ... FAILED 5 (UNKNOWN ranks below FAILED: evidence of a bug stands)."""
+    """How bad ``verdict`` is: OK 0 ... FAILED 6 (SCENARIO-ERROR < UNKNOWN < FAILED: evidence of a bug stands)."""
     return _RANK[verdict]
 
 

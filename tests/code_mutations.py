@@ -76,7 +76,7 @@ def _returns_nothing(docstring_line: str) -> tuple[str, str]:
     return docstring_line, docstring_line + "    return []\n"
 
 
-ORACLES = "harness/oracles.py"
+ORACLES = "harness/oracles"  # one module per family of oracles
 ORACLE_TESTS = "tests/unit/test_oracles.py"
 SIMULATION = "tests/unit/test_simulation.py::test_the_state_machine_catches_each_session_defect"
 DEFECTS = "tests/integration/test_catalog_catches_defects.py"
@@ -103,7 +103,7 @@ MUTATIONS: tuple[CodeMutation, ...] = (
     ),
     CodeMutation(
         "check_replies judges nothing",
-        ORACLES,
+        f"{ORACLES}/progress.py",
         *_returns_nothing('    oracle\'s (``check_exit_after_quit``).\n    """\n'),
         (ORACLE_TESTS, "-k", "stop_without_client_stopped or spawn_without_spawning_complete or unanswered_by_a_ready"),
         "check_replies",
@@ -111,22 +111,22 @@ MUTATIONS: tuple[CodeMutation, ...] = (
     # item 3: the state machine's catches are the intended oracle's
     CodeMutation(
         "check_stats judges nothing",
-        ORACLES,
+        f"{ORACLES}/stats.py",
         *_returns_nothing('    """Stats reports are internally consistent and never negative (counts never go backwards)."""\n'),
         (f"{SIMULATION}[stats-backwards]",),
         "Failed: DID NOT RAISE",  # judged by stats.integrity alone, the machine finds no failing session
     ),
     CodeMutation(
         "spawn counts judged by nobody",
-        ORACLES,
-        "    _, wrong = _match_spawns(ev)\n    if not wrong:\n        return []\n",
-        "    _, wrong = _match_spawns(ev)\n    if True:\n        return []\n",
+        f"{ORACLES}/order.py",
+        "    _, wrong = match_spawns(ev)\n    if not wrong:\n        return []\n",
+        "    _, wrong = match_spawns(ev)\n    if True:\n        return []\n",
         (f"{SIMULATION}[wrong-counts]",),
         "Failed: DID NOT RAISE",  # judged by order.spawn-counts alone, the machine finds no failing session
     ),
     CodeMutation(
         "check_stats_deltas crashes",
-        ORACLES,
+        f"{ORACLES}/stats.py",
         '    """Reports are deltas, not cumulative.\n',
         '    """Reports are deltas, not cumulative.\n    """\n    raise RuntimeError("an oracle of ours crashed")\n    """\n',
         (f"{SIMULATION}[cumulative-stats]",),
@@ -227,7 +227,7 @@ MUTATIONS: tuple[CodeMutation, ...] = (
     ),
     CodeMutation(
         "heartbeat gaps run on past the shutdown",
-        ORACLES,
+        f"{ORACLES}/liveness.py",
         "    stop = min(ev.end, shutdown[0]) if shutdown is not None else ev.end\n",
         "    stop = ev.end\n",
         (ORACLE_TESTS, "-k", "gaps_end_when"),

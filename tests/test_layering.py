@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SANS_IO = [
     *sorted((ROOT / "harness" / "protocol").glob("*.py")),
+    *sorted((ROOT / "harness" / "simulation").glob("*.py")),  # the in-memory simulation: no threads, sleeps or clock
     ROOT / "worker" / "session.py",
     *(ROOT / "harness" / name for name in ("output.py", "zmq_errors.py", "worker_timing.py")),
 ]

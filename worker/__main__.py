@@ -13,7 +13,8 @@ from types import FrameType
 from harness.protocol.messages import LOCUST_VERSION
 from harness.protocol.timing import LOCUST_TIMING, Timing
 from worker.defects import DEFECTS, listing, threading_defect
-from worker.runtime import WorkerRuntime, default_node_id
+from worker.runtime import WorkerRuntime
+from worker.runtime_setup import default_node_id
 from worker.session import WorkerConfig
 from worker.threaded_runtime import ThreadedRuntime
 from worker.users import TaskProfile

@@ -25,36 +25,29 @@ More things keep heartbeats on time under load (``bench/heartbeat_under_load.py`
 
 from __future__ import annotations
 
-import logging
-import socket
 import sys
 import time
-import uuid
 from collections.abc import Callable
 
-import psutil
 import zmq
 
 from harness.errors import MalformedFrame
 from harness.owner import RECV_BATCH, SocketOwner
 from harness.protocol.codec import decode, encode
 from harness.protocol.messages import Message, MessageType
-from worker.session import (
-    EXIT_MASTER_LOST,
-    ApplyUsers,
-    Effect,
-    Exit,
-    Log,
-    Reconnect,
-    Send,
-    StopUsers,
-    WorkerConfig,
-    WorkerSession,
+from worker.session import EXIT_MASTER_LOST, ApplyUsers, Effect, Exit, Log, Reconnect, Send, StopUsers, WorkerConfig
+from worker.runtime_setup import (
+    EXIT_SOFTWARE,
+    ProcessUsage,
+    finish,
+    log,
+    log_effect,
+    master_endpoint,
+    new_dealer,
+    new_session,
 )
 from worker.stats import RequestStats
 from worker.users import TaskProfile, UserPool
-
-log = logging.getLogger("worker")
 
 FLUSH_ON_EXIT_MS = 500  # how long the final quit may take to leave the socket at exit
 # Longer than the master needs to notice a closed connection on loopback (well under a millisecond), and within
@@ -76,23 +69,16 @@ def _drain_parts(sock: zmq.Socket[bytes]) -> int:
             return more
 
 
-def default_node_id() -> str:
-    """``<hostname>_<uuid hex>``, the format Locust, boomer and locust4j use."""
-    return f"{socket.gethostname()}_{uuid.uuid4().hex}"
-
-
 class WorkerRuntime:
     """Runs one reference worker against ``tcp://host:port`` until it exits."""
 
     def __init__(self, host: str, port: int, config: WorkerConfig, profile: TaskProfile) -> None:
-        self.endpoint = f"tcp://{host}:{port}"
+        self.endpoint = master_endpoint(host, port)
         self.config = config
         self.stats = RequestStats(time.time())
-        self._process = psutil.Process()
-        self._usage = self._measure()  # (cpu %, rss) for the next heartbeat; measured again after each one
-        self.session = WorkerSession(
-            config, report=lambda reset: self.stats.take_report(time.time(), reset=reset), resources=self._resources
-        )
+        self._process = ProcessUsage()
+        self._usage = self._process.measure()  # (cpu %, rss) for the next heartbeat; measured again after each one
+        self.session = new_session(config, self.stats, self._resources)
         self.owner = SocketOwner(
             self._connect,
             self._on_readable,
@@ -108,18 +94,11 @@ class WorkerRuntime:
         self._connect_at: float | None = None  # a new socket waits this long before it connects (see RECONNECT_DELAY)
         self._held: list[Send] = []  # sent while the new socket waits to connect; they leave on connect
 
-    def _measure(self) -> tuple[float, int]:
-        return float(self._process.cpu_percent(None)), int(self._process.memory_info().rss)
-
     def _resources(self) -> tuple[float, int]:
         return self._usage
 
     def _socket(self, context: zmq.Context[zmq.Socket[bytes]]) -> zmq.Socket[bytes]:
-        sock = context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.IDENTITY, self.config.node_id.encode())
-        sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
-        sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 30)
-        return sock
+        return new_dealer(context, self.config.node_id, keepalive=True)
 
     def _connect(self, context: zmq.Context[zmq.Socket[bytes]]) -> zmq.Socket[bytes]:
         sock = self._socket(context)
@@ -193,7 +172,7 @@ class WorkerRuntime:
         effects = self.session.tick(now)
         self._apply(effects)
         if any(isinstance(e, Send) and e.message.type == MessageType.HEARTBEAT for e in effects):
-            self._usage = self._measure()  # after the heartbeat has gone: these reads may wait for the GIL
+            self._usage = self._process.measure()  # after the heartbeat has gone: these reads may wait for the GIL
 
     def _apply(self, effects: list[Effect]) -> None:
         for effect in effects:
@@ -207,7 +186,7 @@ class WorkerRuntime:
                 self._reconnect()
                 log.info("Reset connection to master")
             elif isinstance(effect, Log):
-                log.log(logging.getLevelName(effect.level.upper()), effect.text)
+                log_effect(effect)
             elif isinstance(effect, Exit):
                 self.exit_code, self.exit_reason = effect.code, effect.reason
                 if effect.code == EXIT_MASTER_LOST:
@@ -249,11 +228,5 @@ class WorkerRuntime:
             pass
         if self.owner.failure is not None:
             log.critical("socket thread failed: %r", self.owner.failure)
-            return 70
-        log.info(
-            "Exiting (%s); requests made: %d, failures: %d",
-            self.exit_reason,
-            self.stats.requests_total,
-            self.stats.failures_total,
-        )
-        return self.exit_code if self.exit_code is not None else 70
+            return EXIT_SOFTWARE
+        return finish(self.exit_code, self.exit_reason, self.stats)

@@ -32,35 +32,21 @@ worker is ``worker.runtime``.
 from __future__ import annotations
 
 import contextlib
-import logging
 import sys
 import threading
 import time
 from collections.abc import Callable
 
-import psutil
 import zmq
 
 from harness.errors import MalformedFrame
 from harness.protocol.codec import decode, encode
 from harness.protocol.messages import Message, MessageType
 from worker.locks import FairLock
-from worker.session import (
-    EXIT_OK,
-    ApplyUsers,
-    Effect,
-    Exit,
-    Log,
-    Reconnect,
-    Send,
-    StopUsers,
-    WorkerConfig,
-    WorkerSession,
-)
+from worker.session import EXIT_OK, ApplyUsers, Effect, Exit, Log, Reconnect, Send, StopUsers, WorkerConfig
+from worker.runtime_setup import ProcessUsage, finish, log, log_effect, master_endpoint, new_dealer, new_session
 from worker.stats import RequestStats
 from worker.users import TaskProfile, UserPool
-
-log = logging.getLogger("worker")
 
 DESIGNS = ("shared-socket", "lock-across-recv", "slow-recv-timeout")
 USER_REQUEST = "user_request"  # the custom message user threads send after every request (shared-socket)
@@ -101,18 +87,16 @@ class ThreadedRuntime:
     def __init__(self, host: str, port: int, config: WorkerConfig, profile: TaskProfile, design: str) -> None:
         if design not in DESIGNS:
             raise ValueError(f"unknown threaded design {design!r}; expected one of {DESIGNS}")
-        self.endpoint = f"tcp://{host}:{port}"
+        self.endpoint = master_endpoint(host, port)
         self.config = config
         self.design = design
         self.interval = config.timing.heartbeat_interval
         self.stats = (
             _ReportingStats(time.time(), self._report_request) if design == "shared-socket" else RequestStats(time.time())
         )
-        self._process = psutil.Process()
-        self._cpu = float(self._process.cpu_percent(None))
-        self.session = WorkerSession(
-            config, report=lambda reset: self.stats.take_report(time.time(), reset=reset), resources=self._resources
-        )
+        self._process = ProcessUsage()
+        self._cpu = self._process.cpu_percent()
+        self.session = new_session(config, self.stats, self._resources)
         self._state = threading.RLock()  # guards the session; the socket's discipline is the defect
         self._socket_lock: contextlib.AbstractContextManager[object] = (
             contextlib.nullcontext()  # DEFECT shared-socket: nothing coordinates the threads that use the socket.
@@ -128,15 +112,12 @@ class ThreadedRuntime:
         self.exit_reason = ""
 
     def _resources(self) -> tuple[float, int]:
-        return self._cpu, int(self._process.memory_info().rss)
+        return self._cpu, self._process.rss()
 
     def _connect(self) -> zmq.Socket[bytes]:
-        sock = self._context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.IDENTITY, self.config.node_id.encode())
-        sock.setsockopt(zmq.LINGER, 0)
-        if self.design == "slow-recv-timeout":
-            # DEFECT slow-recv-timeout: each recv() waits up to a heartbeat interval, holding the socket lock.
-            sock.setsockopt(zmq.RCVTIMEO, max(1, round(self.interval * 1000)))
+        # DEFECT slow-recv-timeout: each recv() waits up to a heartbeat interval, holding the socket lock.
+        timeout = max(1, round(self.interval * 1000)) if self.design == "slow-recv-timeout" else None
+        sock = new_dealer(self._context, self.config.node_id, keepalive=False, linger_ms=0, receive_timeout_ms=timeout)
         sock.connect(self.endpoint)
         return sock
 
@@ -175,7 +156,7 @@ class ThreadedRuntime:
     def _heartbeat_loop(self) -> None:
         """The heartbeat thread: wait an interval, sample the CPU, send (the cadence drifts by design)."""
         while not self._wait(self.interval):
-            self._cpu = float(self._process.cpu_percent(self.interval * CPU_SAMPLE))
+            self._cpu = self._process.cpu_percent(self.interval * CPU_SAMPLE)
             with self._state:
                 if not self.session.heartbeating:
                     continue
@@ -253,7 +234,7 @@ class ThreadedRuntime:
                     old.close(linger=0)
                 log.info("Reset connection to master")
             elif isinstance(effect, Log):
-                log.log(logging.getLevelName(effect.level.upper()), effect.text)
+                log_effect(effect)
             elif isinstance(effect, Exit):
                 self.exit_code, self.exit_reason = effect.code, effect.reason
                 self.pool.close()
@@ -314,10 +295,4 @@ class ThreadedRuntime:
                 self.exit_code, self.exit_reason = EXIT_OK, "signal (socket busy)"
                 break
         time.sleep(FLUSH_ON_EXIT)
-        log.info(
-            "Exiting (%s); requests made: %d, failures: %d",
-            self.exit_reason,
-            self.stats.requests_total,
-            self.stats.failures_total,
-        )
-        return self.exit_code if self.exit_code is not None else 70
+        return finish(self.exit_code, self.exit_reason, self.stats)

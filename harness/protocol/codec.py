@@ -125,8 +125,11 @@ def decode(frame: bytes, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> Mess
     """Decode one frame into a Message, or raise MalformedFrame naming the rule broken."""
     if not 0 < len(frame) <= max_frame_bytes:
         _check_size(frame, max_frame_bytes)
+    # The object hook only changes a map with a "__datetime__" or "__ObjectId__" key, whose UTF-8 bytes are then in
+    # the frame: without "__" in it, no map can match and the hook (a Python call per map) is left out.
+    hook = _decode_ext if b"__" in frame else None
     try:  # unpack(), inlined: this runs for every frame the fake master and the reference worker receive
-        obj = msgpack.unpackb(frame, raw=False, strict_map_key=False, object_hook=_decode_ext)
+        obj = msgpack.unpackb(frame, raw=False, strict_map_key=False, object_hook=hook)
     except _UNPACK_ERRORS as exc:
         raise _malformed(exc) from None
     if type(obj) is list and len(obj) == 3:  # the common case, inlined (msgpack returns exact list and str types)

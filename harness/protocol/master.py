@@ -22,7 +22,7 @@ from harness.errors import MalformedFrame
 from harness.protocol.codec import DEFAULT_MAX_FRAME_BYTES, decode
 from harness.protocol.findings import Violation
 from harness.protocol.messages import Direction, Message, MessageType
-from harness.protocol.schema import Severity, check_payload
+from harness.protocol.schema import LENIENT_NIL, MAY_FAIL, Severity, check_payload
 from harness.protocol.timing import LOCUST_TIMING, LivenessChange, LivenessCounter, Timing
 
 
@@ -86,6 +86,15 @@ _W2M = Direction.WORKER_TO_MASTER
 _ERROR = Severity.ERROR
 _DEVIATION = Severity.DEVIATION
 _NO_ERRORS: frozenset[str] = frozenset()
+# The fast path (``MasterCore.accept``): the types a worker may send, and those whose payload check can find a
+# problem (the rest have no schema, or accept anything).
+_FROM_WORKER = _BUILT_IN - _MASTER_ONLY
+_MAY_FAIL_W2M = MAY_FAIL[_W2M]
+_LENIENT_W2M = LENIENT_NIL[_W2M]
+
+
+# Identities remembered for the fast path (beyond this, new ones take the general path: a bound on memory).
+_MAX_NAMES = 100_000
 
 
 def master_can_read_heartbeat(data: object) -> bool:
@@ -106,6 +115,7 @@ class MasterCore:
     indexes: dict[str, int] = field(default_factory=dict)
     next_tick: float | None = None
     skipped_ticks: int = 0
+    _names: dict[bytes, str] = field(default_factory=dict)  # UTF-8 identities seen, decoded (the fast path's key)
 
     def start(self, now: float) -> None:
         """Begin ticking: the first liveness tick falls one interval after ``now``."""
@@ -113,11 +123,23 @@ class MasterCore:
 
     def inspect(self, identity: bytes, frames: list[bytes]) -> Inbound:
         """Decode one ROUTER message (identity + payload frames) and list its violations."""
+        name = self._names.get(identity)
+        if name is not None and len(frames) == 1:  # the common case (a known UTF-8 identity, one frame), inlined
+            payload = frames[0]
+            try:
+                message = decode(payload, self.max_frame_bytes)
+            except MalformedFrame as exc:
+                return _inbound(identity, (payload,), None, (Violation(exc.rule, exc.expected, exc.observed),))
+            found = self._message_violations(identity, name, message)
+            return _inbound(identity, (payload,), message, tuple(found) if found else ())
         violations: list[Violation] = []
         try:
-            identity.decode("utf-8")
+            name = identity.decode("utf-8")
         except UnicodeDecodeError:
             violations.append(Violation("envelope.identity", "a UTF-8 socket identity", f"bytes {identity[:40]!r}"))
+        else:
+            if len(self._names) < _MAX_NAMES:
+                self._names[identity] = name
         if len(frames) != 1:
             violations.append(
                 Violation(
@@ -129,21 +151,26 @@ class MasterCore:
             payload = frames[-1] if frames else b""
         else:
             payload = frames[0]
-        message: Message | None = None
+        decoded: Message | None = None
         try:
-            message = decode(payload, self.max_frame_bytes)
+            decoded = decode(payload, self.max_frame_bytes)
         except MalformedFrame as exc:
             violations.append(Violation(exc.rule, exc.expected, exc.observed))
-        if message is not None:
-            found = self._message_violations(identity, message)
+        if decoded is not None:
+            found = self._message_violations(identity, name, decoded)
             if found:
                 violations.extend(found)
-        return _inbound(identity, tuple(frames), message, tuple(violations))
+        return _inbound(identity, tuple(frames), decoded, tuple(violations))
 
-    def _message_violations(self, identity: bytes, message: Message) -> list[Violation]:
+    def _message_violations(self, identity: bytes, name: str | None, message: Message) -> list[Violation]:
+        """Violations of a decoded message from socket ``identity``, whose UTF-8 decoding is ``name``.
+
+        (None: an identity that is no UTF-8, which no node_id can equal. A decoded message's node_id is always
+        valid UTF-8, so comparing it with the decoded identity is comparing their bytes.)
+        """
         found: list[Violation] = []
         message_type = message.type
-        if message.node_id.encode("utf-8") != identity:
+        if message.node_id != name:
             found.append(
                 Violation(
                     "envelope.node-id", f"node_id equal to the socket identity {identity!r}", f"node_id {message.node_id!r}"
@@ -167,6 +194,29 @@ class MasterCore:
             found.extend(Violation.from_problem(message_type, p) for p in problems)
         return found
 
+    def accept(self, identity: bytes, frame: bytes) -> Message | None:
+        """The fast path of ``inspect``: the message in ``frame`` if it has no violation at all, else None.
+
+        No violation means: a UTF-8 identity seen before, one decodable frame, the node_id equal to the identity,
+        a built-in worker-to-master type and a payload its schema accepts without even a deviation (the same
+        ``decode`` and ``check_payload`` as ``inspect``). None sends the caller to ``inspect``, which names what
+        is wrong; a message it accepts is one ``inspect`` would find nothing in. React with ``react_clean``.
+        """
+        name = self._names.get(identity)
+        if name is None:
+            return None
+        try:
+            message = decode(frame, self.max_frame_bytes)
+        except MalformedFrame:
+            return None
+        message_type = message.type
+        if message.node_id != name or message_type not in _FROM_WORKER:
+            return None
+        if message_type in _MAY_FAIL_W2M or message_type in _LENIENT_W2M:
+            if check_payload(message, _W2M):
+                return None
+        return message
+
     def react(self, inbound: Inbound) -> tuple[list[Message], list[tuple[str, LivenessChange]]]:
         """Update the worker bookkeeping for a received message.
 
@@ -177,10 +227,19 @@ class MasterCore:
         errors = {v.rule for v in inbound.violations if v.severity is _ERROR} if inbound.violations else _NO_ERRORS
         if msg is None or errors & _UNREADABLE:
             return [], []  # the real master could not have processed this frame either
+        return self._react(inbound.identity, msg, errors)
+
+    def react_clean(self, identity: bytes, msg: Message) -> tuple[list[Message], list[tuple[str, LivenessChange]]]:
+        """``react`` for a message ``accept`` returned (no violation): the same bookkeeping, without an Inbound."""
+        return self._react(identity, msg, _NO_ERRORS)
+
+    def _react(
+        self, identity: bytes, msg: Message, errors: frozenset[str] | set[str]
+    ) -> tuple[list[Message], list[tuple[str, LivenessChange]]]:
         msg_type = msg.type
         if msg_type == _CLIENT_READY and not errors & {f"schema.{msg_type}"}:
             # Locust registers and acks by the socket identity, not by the payload's node_id.
-            return self._client_ready(inbound.identity.decode("utf-8", "replace")), []
+            return self._client_ready(identity.decode("utf-8", "replace")), []
         node = self.workers.get(msg.node_id)
         if node is None:
             return [], []

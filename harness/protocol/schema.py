@@ -231,8 +231,8 @@ MASTER_SCHEMAS: dict[str, Check] = {
     MessageType.LOCUSTFILE: ANY,
 }
 
-# Nil payloads that carry something else are accepted by the real peer (it never reads them).
-_LENIENT_NIL = {
+# Nil-payload types whose other payloads are only a deviation (the real peer never reads them).
+LENIENT_NIL: dict[Direction, set[str]] = {
     Direction.WORKER_TO_MASTER: {MessageType.SPAWNING, MessageType.CLIENT_STOPPED, MessageType.QUIT},
     Direction.MASTER_TO_WORKER: {MessageType.STOP, MessageType.QUIT, MessageType.RECONNECT, MessageType.HEARTBEAT},
 }
@@ -249,7 +249,7 @@ _W2M = Direction.WORKER_TO_MASTER
 
 def _may_fail(schemas: dict[str, Check], direction: Direction) -> frozenset[str]:
     return frozenset(
-        t for t, check in schemas.items() if check is not ANY and t not in _LENIENT_NIL[direction] and t in known_types(direction)
+        t for t, check in schemas.items() if check is not ANY and t not in LENIENT_NIL[direction] and t in known_types(direction)
     )
 
 
@@ -278,7 +278,7 @@ def check_payload(message: Message, direction: Direction) -> list[Problem]:
         return []
     problems: list[Problem] = []
     schema(message.data, f"{message.type}.data", problems)
-    if message.type in _LENIENT_NIL[direction]:
+    if message.type in LENIENT_NIL[direction]:
         problems = [Problem(p.path, p.expected, p.observed, Severity.DEVIATION) for p in problems]
     if message.type == MessageType.SPAWNING_COMPLETE and direction is Direction.WORKER_TO_MASTER and not problems:
         data = message.data

@@ -21,16 +21,9 @@ from harness.consequences import ROBUSTNESS
 from harness.report.model import LoadedRun, folder_name
 from harness.report.timeline import TimelineUnavailable, render_timeline
 from harness.report.wirelog import read_wire_log
-from harness.verdicts import Verdict, rank
+from harness.verdicts import MEANINGS, Verdict, rank
 
-VERDICT_MEANINGS = {
-    "FAILED": "the worker broke the protocol: the real master would misbehave or give up on it",
-    "UNKNOWN": "the harness could not judge (it or the worker launch failed) - never a pass",
-    "UNIMPLEMENTED": "an optional behaviour is missing (e.g. giving up on a dead master)",
-    "NON-STRICT": "works with the real master, but outside the tolerance (e.g. a late heartbeat)",
-    "INFORMATIONAL": "differs from Locust's own worker in a way its master accepts",
-    "OK": "conforms",
-}
+VERDICT_MEANINGS = {v.value: MEANINGS[v] for v in sorted(Verdict, key=rank, reverse=True)}  # the legend, worst first
 ARTIFACT_FILES = ("trace.txt", "trace.jsonl", "worker.log", "stack.txt", "result.json")
 INDEX = "index.html"
 STACK_CHARS = 200_000  # of stack.txt shown on the case page (the file is linked whole)
@@ -140,14 +133,13 @@ def write_case_page(columns: list[Column], column: Column, case: dict[str, Any],
         for c in columns
         if c is not column and (other := c.run.case(case["id"])) is not None
     ]
-    order = ["FAILED", "UNKNOWN", "UNIMPLEMENTED", "NON-STRICT", "INFORMATIONAL", "OK"]
     page = (
         _environment()
         .get_template("case.html.j2")
         .render(
             case=case,
             label=column.run.label,
-            findings=sorted(case["findings"], key=lambda f: order.index(f["verdict"])),
+            findings=sorted(case["findings"], key=lambda f: -rank(Verdict(f["verdict"]))),
             picture=Markup(picture),
             why_no_picture=why_no_picture,
             wire=read_wire_log(source / "trace.jsonl"),

@@ -1,7 +1,7 @@
 """``junit.xml``: one test case per catalog case, the evidence in the failure text, so any CI shows it.
 
-FAILED is a failure, UNKNOWN an error (the harness could not judge: never a pass), INFORMATIONAL and
-UNIMPLEMENTED are skipped with their reason, NON-STRICT passes with its finding in ``system-out``
+FAILED is a failure, UNKNOWN and SCENARIO-ERROR errors (nothing could be said about the worker: never a pass),
+INFORMATIONAL and UNIMPLEMENTED are skipped with their reason, NON-STRICT passes with its finding in ``system-out``
 (as the pytest plugin does without ``--lc-strict``).
 """
 
@@ -13,8 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.report.model import LoadedRun
+from harness.verdicts import Verdict, rank
 
 SKIPPED = ("INFORMATIONAL", "UNIMPLEMENTED")
+ERRORS = {  # not judged: the reason given before the first finding
+    "UNKNOWN": "the harness could not judge this case: ",
+    "SCENARIO-ERROR": "the case asked the harness for something impossible: ",
+}
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -25,8 +30,7 @@ def xml_safe(text: str) -> str:
 
 def evidence_text(case: dict[str, Any]) -> str:
     """The findings of a case, worst first, as plain text with expected vs observed, plus where its files are."""
-    order = ["FAILED", "UNKNOWN", "UNIMPLEMENTED", "NON-STRICT", "INFORMATIONAL", "OK"]
-    findings = sorted(case["findings"], key=lambda f: order.index(f["verdict"]))
+    findings = sorted(case["findings"], key=lambda f: -rank(Verdict(f["verdict"])))
     lines = [f"{case['id']}: {case['title']}", f"expectation: {case['expectation']}", ""]
     for f in findings:
         if f["verdict"] == "OK":
@@ -55,13 +59,13 @@ def junit_suite(run: LoadedRun) -> ET.Element:
     """A ``<testsuite>`` for one run."""
     cases = run.cases
     not_run: list[dict[str, Any]] = run.doc.get("not_run", [])
-    count = {v: sum(1 for c in cases if c["verdict"] == v) for v in ("FAILED", "UNKNOWN", *SKIPPED)}
+    count = {v: sum(1 for c in cases if c["verdict"] == v) for v in ("FAILED", *ERRORS, *SKIPPED)}
     suite = ET.Element(
         "testsuite",
         name=f"locust-conformance[{run.label}]",
         tests=str(len(cases) + len(not_run)),
         failures=str(count["FAILED"]),
-        errors=str(count["UNKNOWN"]),
+        errors=str(sum(count[v] for v in ERRORS)),
         skipped=str(count["INFORMATIONAL"] + count["UNIMPLEMENTED"] + len(not_run)),
         time=f"{float(run.meta['duration_s']):.3f}",
         timestamp=str(run.meta["started_at"]),
@@ -82,10 +86,8 @@ def junit_suite(run: LoadedRun) -> ET.Element:
         text = evidence_text(case)
         if verdict == "FAILED":
             ET.SubElement(element, "failure", message=_first_bad(case), type="FAILED").text = text
-        elif verdict == "UNKNOWN":
-            ET.SubElement(
-                element, "error", message="the harness could not judge this case: " + _first_bad(case), type="UNKNOWN"
-            ).text = text
+        elif verdict in ERRORS:
+            ET.SubElement(element, "error", message=ERRORS[verdict] + _first_bad(case), type=verdict).text = text
         elif verdict in SKIPPED:
             ET.SubElement(element, "skipped", message=f"{verdict}: {_first_bad(case)}").text = text
         else:

@@ -41,7 +41,7 @@ def test_run_catalog_subset_writes_results(tmp_path: Path) -> None:
         "stop-quit/06-quit-while-ready",
     }
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["schema_version"] == 3 and results["summary"]["OK"] == 2
+    assert results["schema_version"] == 4 and results["summary"]["OK"] == 2
     assert (tmp_path / "junit.xml").is_file() and (tmp_path / "index.html").is_file() and "report:" in done.stdout
     assert [c["id"] for c in results["cases"]] == ["spawn/01-basic", "stop-quit/06-quit-while-ready"]
     assert all(c["verdict"] == "OK" and c["duration_s"] > 0 for c in results["cases"])
@@ -70,6 +70,7 @@ def test_run_script_writes_a_report(tmp_path: Path) -> None:
     assert "OK: every step passed" in done.stdout
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["verdict"] == "OK" and summary["worker_exit"] == 0 and summary["steps_run"] == summary["steps_total"]
+    assert summary["findings"] == [] and summary["reason"] == "every step passed"
     assert summary["max_heartbeat_gap_s"] < 0.25 * 1.5
     lines = (tmp_path / "trace.jsonl").read_text().splitlines()
     types = [json.loads(line).get("type") for line in lines]
@@ -85,6 +86,23 @@ def test_broken_worker_fails_with_exit_1(tmp_path: Path) -> None:
     assert "FAILED" in done.stdout
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert any(v["rule"] == "schema.client_ready" for v in summary["violations"])
+    assert summary["verdict"] == "FAILED"
+    assert any(f["oracle"] == "schema.client_ready" and f["verdict"] == "FAILED" for f in summary["findings"])
+
+
+def test_a_script_asking_for_the_impossible_is_a_scenario_error_exit_3(tmp_path: Path) -> None:
+    """Neither a pass nor the worker's fault: SCENARIO-ERROR, the usage exit code, the finding in summary.json."""
+    script = tmp_path / "impossible.toml"
+    script.write_text(
+        'heartbeat_interval = 0.2\n[[steps]]\nexpect = "client_ready"\nwithin = 15\n'
+        "[[steps]]\ndie = true\n[[steps]]\nrestart = 0.1\n"
+    )
+    done = run_cli("run", "--worker", "reference", "--script", str(script), "--report", str(tmp_path / "report"))
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "SCENARIO-ERROR: [script]" in done.stdout and "the master is dead" in done.stdout
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["verdict"] == "SCENARIO-ERROR" and summary["steps_run"] == 2
+    assert [(f["oracle"], f["verdict"]) for f in summary["findings"]] == [("script", "SCENARIO-ERROR")]
 
 
 def test_jobs_one_runs_the_cases_in_catalog_order(tmp_path: Path) -> None:
@@ -168,6 +186,6 @@ def test_catalog_page_is_in_step_with_the_code() -> None:
 
 
 def test_a_report_that_cannot_be_written_is_a_harness_failure_not_a_pass(tmp_path: Path) -> None:
-    (tmp_path / "results.json").write_text('{"schema_version": 3, "run": {}, "summary": {}, "cases": [], "not_run": []}')
+    (tmp_path / "results.json").write_text('{"schema_version": 4, "run": {}, "summary": {}, "cases": [], "not_run": []}')
     done = run_cli("report", str(tmp_path))
     assert done.returncode == 3 and "does not match the results schema" in done.stderr and "$.run" in done.stderr

@@ -14,8 +14,9 @@ from fakemaster.script import load_script
 from harness.launcher import PEERS, WorkerProcess
 from harness.protocol.messages import Direction
 from harness.protocol.schema import check_payload
-from harness.scenario import Verdict, run_scenario
+from harness.scenario import run_scenario
 from harness.trace import Kind
+from harness.verdicts import Verdict
 from tests.foreign_peers import locust_or_skip
 
 locust_or_skip()
@@ -71,6 +72,7 @@ def test_real_worker_under_fake_master(tmp_path: Path) -> None:
     """The real worker completes the lifecycle script; every message it sends fits the schema."""
     outcome = run_scenario("locust", load_script(DEFAULT_SCRIPT), tmp_path)
     assert outcome.verdict is Verdict.OK, outcome.reason
+    assert outcome.findings == [], outcome.reason
     assert outcome.worker_exit == 0
     assert outcome.violations == []
     trace = [line for line in (tmp_path / "trace.jsonl").read_text().splitlines()]

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+import warnings
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -184,10 +185,24 @@ def test_informational_and_unimplemented_skip(verdict: Verdict) -> None:
         outcome(_result(verdict), strict=True)
 
 
-@pytest.mark.parametrize("verdict", [Verdict.FAILED, Verdict.UNKNOWN])
-def test_failed_and_unknown_never_pass(verdict: Verdict) -> None:
+@pytest.mark.parametrize("verdict", [Verdict.FAILED, Verdict.UNKNOWN, Verdict.SCENARIO_ERROR])
+def test_failed_unknown_and_scenario_error_never_pass(verdict: Verdict) -> None:
     with pytest.raises(VerdictFailure, match=f"handshake/01-first-message: {verdict.value}"):
         outcome(_result(verdict), strict=False)
+
+
+def test_every_verdict_has_an_outcome() -> None:
+    """No verdict falls through to a silent pass: only OK and NON-STRICT (warned) return normally."""
+    passed = []
+    for verdict in Verdict:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", LocustConformanceWarning)
+                outcome(_result(verdict), strict=False)
+        except (VerdictFailure, pytest.skip.Exception):
+            continue
+        passed.append(verdict)
+    assert passed == [Verdict.OK, Verdict.NON_STRICT]
 
 
 def test_ok_passes_and_non_strict_warns() -> None:

@@ -82,3 +82,31 @@ def test_cases_not_run_are_skipped_never_passed(reference_run: Path, tmp_path: P
     compare_runs([run], tmp_path / "both")
     matrix = json.loads((tmp_path / "both" / "compare.json").read_text())
     assert matrix["cases"]["reconnect/03-master-silence-timeout"] == {"reference": "NOT-RUN"}
+
+
+def test_a_scenario_error_is_an_error_never_a_pass(reference_run: Path, tmp_path: Path) -> None:
+    """SCENARIO-ERROR (the scenario asked for something impossible) is a junit <error> of its own type, counted with the
+    errors, coloured and explained in the HTML legend; it ranks below a FAILED finding of the same case."""
+    import shutil
+
+    from harness.consequences import judged
+    from harness.report import write_run_report
+
+    run = tmp_path / "run"
+    shutil.copytree(reference_run, run)
+    doc = json.loads((run / "results.json").read_text())
+    first = doc["cases"][0]
+    doc["summary"][first["verdict"]] -= 1
+    doc["summary"]["SCENARIO-ERROR"] += 1
+    first["verdict"] = "SCENARIO-ERROR"
+    first["findings"].append(judged("script", "a script the harness can run", "no").to_json())
+    (run / "results.json").write_text(json.dumps(doc))
+    write_run_report(run)
+    suite = ET.parse(run / "junit.xml").getroot()[0]
+    error = _cases(run)[first["id"]].find("error")
+    assert error is not None and error.get("type") == "SCENARIO-ERROR" and suite.get("errors") == "1"
+    assert (error.get("message") or "").endswith("[script] expected a script the harness can run; observed no")
+    assert "SCENARIO-ERROR [script]" in (error.text or "")
+    index = (run / "index.html").read_text()
+    assert '<span class="badge v-SCENARIO-ERROR">SCENARIO-ERROR</span>' in index and ".v-SCENARIO-ERROR {" in index
+    assert "SCENARIO-ERROR" in (run / first["dir"] / "index.html").read_text()

@@ -84,6 +84,71 @@ def test_inspect_builds_an_ordinary_inbound() -> None:
     assert [v.rule for v in odd.violations] == ["envelope.node-id", "type.unknown"]
 
 
+FRAME_TYPES = st.sampled_from(
+    [
+        "heartbeat",
+        "stats",
+        "client_ready",
+        "spawning",
+        "spawning_complete",
+        "client_stopped",
+        "quit",
+        "exception",
+        "logs",
+        "locustfile",
+        "ack",
+        "spawn",
+        "stop",
+        "reconnect",
+        "lc_custom",
+    ]
+)
+FRAMES = st.one_of(
+    st.builds(
+        lambda t, data, node: encode(Message(t, data, node)),
+        FRAME_TYPES,
+        st.one_of(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "state": st.sampled_from(["ready", "spawning", "running", "stopped", ""]),
+                    "current_cpu_usage": st.one_of(st.integers(-9, 9), st.floats(allow_nan=False), st.booleans(), st.none()),
+                    "current_memory_usage": st.one_of(st.integers(0, 2**40), st.text(max_size=2)),
+                },
+            ),
+            st.just(dict(HEARTBEAT)),
+            st.just({"user_classes_count": {"U": 1}, "user_count": 1}),
+            st.sampled_from([None, 0, -1, "2.47.0", [1], {}]),
+        ),
+        st.sampled_from(["w", "other"]),
+    ),
+    st.binary(max_size=12),
+    st.just(encode(Message("heartbeat", {"at": {"__datetime__": True, "as_str": "bad"}}, "w"))),
+)
+
+
+@settings(max_examples=800, deadline=None)
+@given(FRAMES, st.sampled_from([b"w", b"\xff\xfe"]), st.booleans())
+@example(encode(Message("heartbeat", HEARTBEAT, "w")), b"w", True)
+@example(encode(Message("spawning", 1, "w")), b"w", True)  # a lenient nil: only a deviation, still not clean
+def test_accept_takes_exactly_the_messages_inspect_finds_nothing_in(frame: bytes, identity: bytes, registered: bool) -> None:
+    """The fake master's ingest fast path (``accept`` + ``react_clean``) against the general path."""
+    fast, slow = MasterCore(), MasterCore()
+    for core in (fast, slow):
+        core.inspect(identity, [encode(Message("heartbeat", HEARTBEAT, "w"))])  # the identity is seen before
+        if registered:
+            core.react(core.inspect(b"w", [encode(Message("client_ready", "2.47.0", "w"))]))
+    inbound = slow.inspect(identity, [frame])
+    accepted = fast.accept(identity, frame)
+    if inbound.violations or inbound.message is None:
+        assert accepted is None
+        return
+    assert accepted == inbound.message
+    assert fast.react_clean(identity, accepted) == slow.react(inbound)
+    assert fast.workers.keys() == slow.workers.keys()
+    assert [(w.state, w.liveness) for w in fast.workers.values()] == [(w.state, w.liveness) for w in slow.workers.values()]
+
+
 def test_trace_add_records_what_append_records() -> None:
     message = Message("heartbeat", dict(HEARTBEAT), "w")
     violation = (Violation("schema.heartbeat", "x", "y"),)

@@ -118,6 +118,16 @@ def test_a_clean_catch_and_an_unknown_fail_the_matrix() -> None:
     assert "lock-across-recv on heartbeat/01-idle-cadence: 1 of 20 runs UNKNOWN (harness failure)" in problems
 
 
+def test_a_scenario_error_is_neither_caught_nor_missed_and_fails_the_matrix() -> None:
+    """Like UNKNOWN, it says nothing about the worker: never a catch, for a defect or on the clean worker."""
+    cell = Cell("lock-across-recv", CASE, True)
+    error = Finding("script", Verdict.SCENARIO_ERROR, "a scenario the harness can run", "impossible")
+    assert _judge(LOCK, cell, result(Verdict.SCENARIO_ERROR, error)) is False
+    assert _judge(None, Cell(CLEAN, CASE, False), result(Verdict.SCENARIO_ERROR, error)) is False
+    problems = _matrix(_cell(CLEAN, False, 0, 20), cell).problems()
+    assert "lock-across-recv on heartbeat/01-idle-cadence: 1 of 1 runs SCENARIO-ERROR (a bug in the case)" in problems
+
+
 def test_json_table_and_grid() -> None:
     m = _matrix(_cell(CLEAN, False, 0, 2), _cell("lock-across-recv", True, 2, 2))
     data = json.loads(json.dumps(m.to_json()))

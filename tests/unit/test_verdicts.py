@@ -10,10 +10,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.verdicts import Finding, Verdict, worst
+from harness.verdicts import MEANINGS, NOT_JUDGED, Finding, Verdict, rank, worst
 
 # Lowest to highest: what worst() must pick from any mix.
-ORDER = [Verdict.OK, Verdict.INFORMATIONAL, Verdict.NON_STRICT, Verdict.UNIMPLEMENTED, Verdict.UNKNOWN, Verdict.FAILED]
+ORDER = [
+    Verdict.OK,
+    Verdict.INFORMATIONAL,
+    Verdict.NON_STRICT,
+    Verdict.UNIMPLEMENTED,
+    Verdict.SCENARIO_ERROR,
+    Verdict.UNKNOWN,
+    Verdict.FAILED,
+]
+PASSING = [Verdict.OK, Verdict.INFORMATIONAL, Verdict.NON_STRICT, Verdict.UNIMPLEMENTED]  # exit 0, never fail a test
 
 
 # --------------------------------------------------------------------------------------------
@@ -28,8 +37,17 @@ def test_order_lists_every_verdict_once() -> None:
 
 
 def test_verdict_values_are_the_report_spellings() -> None:
-    assert [v.value for v in ORDER] == ["OK", "INFORMATIONAL", "NON-STRICT", "UNIMPLEMENTED", "UNKNOWN", "FAILED"]
+    assert [v.value for v in ORDER] == [
+        "OK",
+        "INFORMATIONAL",
+        "NON-STRICT",
+        "UNIMPLEMENTED",
+        "SCENARIO-ERROR",
+        "UNKNOWN",
+        "FAILED",
+    ]
     assert Verdict("NON-STRICT") is Verdict.NON_STRICT
+    assert Verdict("SCENARIO-ERROR") is Verdict.SCENARIO_ERROR
     assert Verdict.FAILED == "FAILED"  # a StrEnum: compares and serialises as its value
 
 
@@ -59,6 +77,29 @@ def test_unknown_is_never_masked_by_a_pass() -> None:
     assert worst([Verdict.OK, Verdict.INFORMATIONAL, Verdict.NON_STRICT, Verdict.UNIMPLEMENTED, Verdict.UNKNOWN]) is (
         Verdict.UNKNOWN
     )
+
+
+@pytest.mark.parametrize("passing", PASSING)
+def test_a_scenario_error_is_never_masked_by_a_pass(passing: Verdict) -> None:
+    """The script stopped short: what it judged is incomplete, so no passing verdict hides that."""
+    assert worst([passing, Verdict.SCENARIO_ERROR, passing]) is Verdict.SCENARIO_ERROR
+
+
+def test_a_scenario_error_never_hides_a_failure_nor_a_harness_fault() -> None:
+    """FAILED with evidence stands; a harness that failed cannot be trusted to say the script was wrong."""
+    assert worst([Verdict.FAILED, Verdict.SCENARIO_ERROR]) is Verdict.FAILED
+    assert worst([Verdict.SCENARIO_ERROR, Verdict.UNKNOWN]) is Verdict.UNKNOWN
+    assert rank(Verdict.UNIMPLEMENTED) < rank(Verdict.SCENARIO_ERROR) < rank(Verdict.UNKNOWN) < rank(Verdict.FAILED)
+
+
+def test_not_judged_is_what_says_nothing_about_the_worker() -> None:
+    assert NOT_JUDGED == {Verdict.UNKNOWN, Verdict.SCENARIO_ERROR}
+    assert all(rank(v) > rank(p) for v in NOT_JUDGED for p in PASSING)
+
+
+def test_every_verdict_has_a_meaning_listed_worst_first() -> None:
+    assert list(MEANINGS) == ORDER[::-1]
+    assert all(MEANINGS[v] for v in Verdict)
 
 
 def test_peeling_off_the_top_walks_down_the_scale() -> None:
