@@ -159,6 +159,11 @@ class SocketLoop:
     def _read_batch(self, sock: zmq.Socket[bytes]) -> bool:
         """Read up to RECV_BATCH messages; True if that many were read (more may be queued)."""
         recv = sock.recv
+        # The fast path, for a message with nothing wrong (most heartbeats and stats): decoded and checked once by
+        # the core's own decode and schema (``MasterCore.accept``), recorded without an Inbound. Anything else
+        # (several frames, a violation, a handed-over connection) goes the long way, ``_receive``.
+        accept, react, add, now = self.core.accept, self.core.react_clean, self.trace.add, self.clock.now
+        seen, names = self._identities_seen, self._names
         for _ in range(RECV_BATCH):
             try:
                 identity = recv(_NOBLOCK)
@@ -167,11 +172,23 @@ class SocketLoop:
             # A ROUTER message is its peer's identity and then at least one frame, delivered all at once. The
             # frame says whether more follow (recv_multipart asks the socket, which costs more than the recv).
             frame = recv(_NOBLOCK, copy=False)
-            payload = [frame.bytes]
-            while frame.more:
-                frame = recv(_NOBLOCK, copy=False)
-                payload.append(frame.bytes)
-            self._receive(identity, payload)
+            if frame.more:
+                payload = [frame.bytes]
+                while frame.more:
+                    frame = recv(_NOBLOCK, copy=False)
+                    payload.append(frame.bytes)
+                self._receive(identity, payload)
+                continue
+            data = frame.bytes
+            message = accept(identity, data)
+            if message is None or self.handed_over:
+                self._receive(identity, [data])
+                continue
+            seen.add(identity)
+            add(now(), _RECV, names.get(identity) or self._name(identity), message, (), len(data), ())
+            replies, changes = react(identity, message)
+            if replies or changes:
+                self._after_react(identity, replies, changes)
         return True
 
     def _read_before_tick(self) -> bool:
@@ -198,21 +215,8 @@ class SocketLoop:
         return name
 
     def _receive(self, identity: bytes, payload: list[bytes]) -> None:
-        """Record one received message and react to it (runs for every frame: kept lean)."""
+        """Record one received message and react to it: the general path (see ``_read_batch`` for the fast one)."""
         core = self.core
-        if len(payload) == 1 and not self.handed_over:
-            # The fast path: a message with nothing wrong (most heartbeats and stats) is decoded and checked once,
-            # by the core's own decode and schema, and recorded without an Inbound; anything else goes the long way.
-            message = core.accept(identity, payload[0])
-            if message is not None:
-                self._identities_seen.add(identity)
-                self.trace.add(
-                    self.clock.now(), _RECV, self._names.get(identity) or self._name(identity), message, (), len(payload[0]), ()
-                )
-                replies, changes = core.react_clean(identity, message)
-                if replies or changes:
-                    self._after_react(identity, replies, changes)
-                return
         if self.handed_over:
             identity = self._original_identity(identity, payload)
         self._identities_seen.add(identity)

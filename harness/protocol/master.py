@@ -22,7 +22,7 @@ from harness.errors import MalformedFrame
 from harness.protocol.codec import DEFAULT_MAX_FRAME_BYTES, decode
 from harness.protocol.findings import Violation
 from harness.protocol.messages import Direction, Message, MessageType
-from harness.protocol.schema import LENIENT_NIL, MAY_FAIL, Severity, check_payload
+from harness.protocol.schema import LENIENT_NIL, MAY_FAIL, Severity, check_payload, well_formed_heartbeat
 from harness.protocol.timing import LOCUST_TIMING, LivenessChange, LivenessCounter, Timing
 
 
@@ -212,6 +212,8 @@ class MasterCore:
         message_type = message.type
         if message.node_id != name or message_type not in _FROM_WORKER:
             return None
+        if message_type == _HEARTBEAT:
+            return message if well_formed_heartbeat(message.data) else None  # (else: inspect names the problem)
         if message_type in _MAY_FAIL_W2M or message_type in _LENIENT_W2M:
             if check_payload(message, _W2M):
                 return None
@@ -227,15 +229,15 @@ class MasterCore:
         errors = {v.rule for v in inbound.violations if v.severity is _ERROR} if inbound.violations else _NO_ERRORS
         if msg is None or errors & _UNREADABLE:
             return [], []  # the real master could not have processed this frame either
-        return self._react(inbound.identity, msg, errors)
+        return self.react_clean(inbound.identity, msg, errors)
 
-    def react_clean(self, identity: bytes, msg: Message) -> tuple[list[Message], list[tuple[str, LivenessChange]]]:
-        """``react`` for a message ``accept`` returned (no violation): the same bookkeeping, without an Inbound."""
-        return self._react(identity, msg, _NO_ERRORS)
-
-    def _react(
-        self, identity: bytes, msg: Message, errors: frozenset[str] | set[str]
+    def react_clean(
+        self, identity: bytes, msg: Message, errors: frozenset[str] | set[str] = _NO_ERRORS
     ) -> tuple[list[Message], list[tuple[str, LivenessChange]]]:
+        """``react`` for a message ``accept`` returned (no violation): the same bookkeeping, without an Inbound.
+
+        (``react`` passes the rules its message broke as ``errors``.)
+        """
         msg_type = msg.type
         if msg_type == _CLIENT_READY and not errors & {f"schema.{msg_type}"}:
             # Locust registers and acks by the socket identity, not by the payload's node_id.

@@ -261,17 +261,20 @@ MAY_FAIL: dict[Direction, frozenset[str]] = {
 }
 
 
+def well_formed_heartbeat(data: Any) -> bool:
+    """True only for a worker heartbeat's data the full schema accepts without any problem (the fast path)."""
+    return (
+        type(data) is dict
+        and data.get("state") in WORKER_STATES
+        and type(data.get("current_cpu_usage")) in _NUMBER_TYPES
+        and type(data.get("current_memory_usage")) in _NUMBER_TYPES
+    )
+
+
 def check_payload(message: Message, direction: Direction) -> list[Problem]:
     """All schema problems of ``message`` as sent in ``direction``; [] for custom types."""
-    if message.type == _HEARTBEAT and direction is _W2M:  # the fast path, inlined: most frames are heartbeats
-        data = message.data
-        if (
-            type(data) is dict
-            and data.get("state") in WORKER_STATES
-            and type(data.get("current_cpu_usage")) in _NUMBER_TYPES
-            and type(data.get("current_memory_usage")) in _NUMBER_TYPES
-        ):
-            return []
+    if message.type == _HEARTBEAT and direction is _W2M and well_formed_heartbeat(message.data):
+        return []  # the fast path: most frames are heartbeats
     schemas = WORKER_SCHEMAS if direction is Direction.WORKER_TO_MASTER else MASTER_SCHEMAS
     schema = schemas.get(message.type)
     if schema is None or message.type not in known_types(direction):

@@ -106,16 +106,16 @@ class WorkerSide(Shared):
     def _worker_receives(self, frames: list[bytes]) -> None:
         if self.exit_code is not None:
             return
-        if len(frames) != 1:
-            self._worker(lambda: self.session.malformed(f"{len(frames)} frames in one message (expected 1)", "frames", self.now))
-            return
-        try:
-            message = decode(frames[0])
-        except MalformedFrame as exc:
-            text, rule = str(exc), exc.rule
-            self._worker(lambda: self.session.malformed(text, rule, self.now))
-            return
-        self._worker(lambda: self.session.receive(message, self.now))
+        for frame in frames:  # as worker.runtime (and Locust's worker): every frame is a message of its own
+            if self.exit_code is not None:
+                return
+            try:
+                message = decode(frame)
+            except MalformedFrame as exc:
+                text, rule = str(exc), exc.rule
+                self._worker(lambda text=text, rule=rule: self.session.malformed(text, rule, self.now))  # type: ignore[misc]
+                continue
+            self._worker(lambda message=message: self.session.receive(message, self.now))  # type: ignore[misc]
 
     def sigterm(self) -> None:
         """The worker's OS asks it to stop."""

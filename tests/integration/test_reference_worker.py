@@ -337,7 +337,7 @@ def test_a_flood_of_junk_is_counted_not_logged_line_by_line(master: FakeMaster, 
 
 
 def test_malformed_frames_do_not_disturb_the_worker(master: FakeMaster, launch: Launch) -> None:
-    """Garbage, wrong arity, two frames, unknown type, incomplete spawn: logged, heartbeats undisturbed."""
+    """Garbage, wrong arity, unknown type, incomplete spawn: logged, heartbeats undisturbed; two frames: two messages."""
     node = "testworker_1"
     proc = connect(master, launch)
     mine = from_worker(node)
@@ -346,7 +346,7 @@ def test_malformed_frames_do_not_disturb_the_worker(master: FakeMaster, launch: 
     assert master.send_raw([b"\xc1\xc1 not msgpack \xff"], to=node)
     assert master.send_raw([msgpack.packb(["heartbeat", None])], to=node)  # 2 items
     assert master.send_raw([msgpack.packb(["spawn", None, node, 4])], to=node)  # 4 items
-    assert master.send_raw([heartbeat, heartbeat], to=node)  # two payload frames
+    assert master.send_raw([heartbeat, heartbeat], to=node)  # two payload frames: two heartbeats, as Locust's worker
     assert master.send_raw([b""], to=node)
     assert master.send_raw([heartbeat + b"\x00"], to=node)  # trailing bytes
     assert master.send("no_such_type", {"x": [1, 2]}, to=node)
@@ -359,10 +359,10 @@ def test_malformed_frames_do_not_disturb_the_worker(master: FakeMaster, launch: 
     assert proc.poll() is None
     out = wait_for_output(proc, "Ignoring malformed spawn")
     # one line per kind of bad frame per log interval: the second wrong arity is counted, then summed up
-    assert out.count("Skipping malformed frame from master") == 5, out
+    assert out.count("Skipping malformed frame from master") == 4, out
     out = wait_for_output(proc, "Ignored 1 more malformed frames (codec.arity)", within=2 * TIMING.log_report_interval)
     assert "Ignored 1 more malformed frames (codec.arity)" in out, out
-    assert "2 frames in one message" in out
+    assert "frames in one message" not in out
     assert "Unknown message type received: no_such_type" in out
     assert "Ignoring malformed spawn from master" in out
     logs = master.expect(
