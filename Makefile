@@ -40,11 +40,17 @@ jvm-peer:
 report: $(STAMP)
 	$(BIN)/locust-conformance run --worker reference
 
+# The sans-IO unit tests (CPU only, no real time) run on both cores at once (pytest-xdist); everything that drives
+# real processes in real time runs one test at a time after them (its cases run side by side where they should).
+PURE_TESTS = tests/unit tests/test_layering.py
+PYTEST = LC_REQUIRE_BROWSER=1 LC_REQUIRE_PEERS=1 HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest -p no:cacheprovider
+
 test: $(STAMP) browser go-peer jvm-peer
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
-	LC_REQUIRE_BROWSER=1 LC_REQUIRE_PEERS=1 HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest -p no:cacheprovider
+	$(PYTEST) -n 2 $(PURE_TESTS)
+	$(PYTEST) $(addprefix --ignore=,$(PURE_TESTS))
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .hypothesis

@@ -116,8 +116,9 @@ class FloodMaster:
     def flood(self, frame: bytes, seconds: float, rate: float | None) -> tuple[int, int]:
         """Offer ``frame`` for ``seconds``: at ``rate`` msg/s in bursts, or (None) as fast as the pipe takes it.
 
-        Returns (accepted, refused). Paced: a message refused at the high-water mark is counted and dropped, as
-        Locust's ROUTER would. Saturating: a full pipe is waited on (up to 10 ms at a time), nothing is dropped.
+        Returns (accepted, refused). Paced: a message refused at the high-water mark is counted and dropped, with
+        the rest of its burst, as Locust's ROUTER would drop them. Saturating: a full pipe is waited on (up to
+        10 ms at a time), nothing is dropped.
         """
         sock, identity = self.sock, self.peer.identity
         send, more, nowait = sock.send, zmq.SNDMORE | zmq.NOBLOCK, zmq.NOBLOCK  # (send_multipart costs 3x two sends)
@@ -136,16 +137,16 @@ class FloodMaster:
                 sent_due += burst
             else:
                 burst = BATCH
-            for _ in range(burst):
+            for sent in range(burst):
                 try:
                     send(identity, more)  # (a full pipe refuses the first part: nothing half-sent)
                     send(frame, nowait)
                     accepted += 1
                 except zmq.Again:
-                    if rate is not None:
-                        refused += 1
-                    else:
-                        sock.poll(10, zmq.POLLOUT)
+                    if rate is not None:  # the rest of the burst is dropped too (raising per refusal halves the rate)
+                        refused += burst - sent
+                        break
+                    sock.poll(10, zmq.POLLOUT)
             self.take()
         return accepted, refused
 

@@ -453,14 +453,18 @@ def side_by_side(
 ) -> int:
     """Run ``run_one(item, rerun_reason)`` for every item, up to ``jobs`` at once (``auto``: ``auto_jobs``), the
     longest case first; items whose case needs a quiet machine afterwards, alone. With ``auto``, an item whose harness
-    was overloaded (harness.overloaded) halves the number at once and runs again, alone. Returns the final number."""
+    was overloaded (harness.overloaded) halves the number at once and runs again, alone (one that already ran alone
+    runs once more). With a number at once, an overloaded case stays UNKNOWN. Returns the final number."""
     adaptive = jobs == AUTO
     limit = starting_jobs(jobs, timing)
     if limit < 1:
         raise ScenarioError(f"jobs: expected at least 1 or 'auto', got {jobs}")
     if limit == 1:
         for item in items:
-            run_one(item, "")
+            first = run_one(item, "")
+            if adaptive and overloaded(first):
+                with QUIET.hold(True):
+                    run_one(item, "the first attempt's harness was overloaded (cases at once: 1)")
         return limit
     again: list[T] = []
     pending = sorted((i for i in items if not case_of(i).exclusive), key=lambda i: -case_of(i).seconds(timing))
@@ -481,7 +485,9 @@ def side_by_side(
         with QUIET.hold(True):
             run_one(item, f"the first attempt's harness was overloaded (cases at once now {limit})")
     for item in (i for i in items if case_of(i).exclusive):
-        run_one(item, "")
+        first = run_one(item, "")
+        if adaptive and overloaded(first):  # alone, and still late: the machine was busy; once more
+            run_one(item, "the first attempt's harness was overloaded, though the case ran alone")
     return limit
 
 

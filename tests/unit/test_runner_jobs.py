@@ -32,7 +32,7 @@ def test_auto_starts_with_more_cases_at_a_slower_pace() -> None:
 @pytest.fixture
 def fake_cases(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """run_case replaced by a stand-in that records what ran beside what; the first run of 02-long "overloads"."""
-    seen: dict[str, Any] = {"running": set(), "beside": {}, "calls": []}
+    seen: dict[str, Any] = {"running": set(), "beside": {}, "calls": [], "overload": {"timing/02-long"}}
     lock = threading.Lock()
 
     def fake(case: Case, config: RunConfig, folder: Path, report: Path | None = None) -> CaseResult:
@@ -46,7 +46,7 @@ def fake_cases(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
             with lock:
                 seen["running"].discard(case.id)
         findings = []
-        if case.id == "timing/02-long" and first:
+        if case.id in seen["overload"] and first:
             findings = [Finding("harness.overloaded", Verdict.UNKNOWN, "a harness on time", "late")]
         verdict = Verdict.UNKNOWN if findings else Verdict.OK
         return CaseResult(case, verdict, findings, 0.05, dir=f"cases/{case.id.replace('/', '__')}")
@@ -71,6 +71,23 @@ def test_auto_halves_the_jobs_and_runs_an_overloaded_case_again_alone(fake_cases
     assert again.verdict is Verdict.OK and "overloaded" in again.rerun
     assert run.jobs == auto_jobs(LOCUST_TIMING) // 2
     assert [r.case.id for r in run.results] == [c.id for c in CASES]
+
+
+def test_auto_runs_an_overloaded_flood_once_more_alone(fake_cases: dict[str, Any], tmp_path: Path) -> None:
+    """A case that needs a quiet machine ran alone and its harness was still late: the machine was busy, once more."""
+    fake_cases["overload"] = {"timing/03-flood"}
+    run = run_catalog(CASES, RunConfig("reference", "x", 1.0), tmp_path, jobs=AUTO)
+    assert fake_cases["calls"].count("timing/03-flood") == 2
+    flood = next(r for r in run.results if r.case.id == "timing/03-flood")
+    assert flood.verdict is Verdict.OK and "ran alone" in flood.rerun
+    assert fake_cases["beside"]["timing/03-flood"] == set()
+
+
+def test_a_number_at_once_leaves_an_overloaded_flood_unknown(fake_cases: dict[str, Any], tmp_path: Path) -> None:
+    fake_cases["overload"] = {"timing/03-flood"}
+    run = run_catalog(CASES, RunConfig("reference", "x", 1.0), tmp_path, jobs=3)
+    assert fake_cases["calls"].count("timing/03-flood") == 1
+    assert next(r for r in run.results if r.case.id == "timing/03-flood").verdict is Verdict.UNKNOWN
 
 
 @pytest.mark.parametrize("jobs", [2, AUTO])
