@@ -62,7 +62,7 @@ def test_explore_finds_the_deadlock_and_shrinks_it_to_a_repro_script(tmp_path: P
             "--shrink-time",
             "90",
             "--reproduce",
-            "3",
+            "2",
         ]
     )
     out = capsys.readouterr().out
@@ -73,7 +73,7 @@ def test_explore_finds_the_deadlock_and_shrinks_it_to_a_repro_script(tmp_path: P
     minimal = data["minimal"]
     assert len(minimal["schedule"]["steps"]) <= 3, minimal
     assert any(f["oracle"] == "heartbeat.missing" for f in minimal["failed"])
-    assert data["reproduction"] == {"reproduced": 3, "runs": 3}
+    assert data["reproduction"] == {"reproduced": 2, "runs": 2}
     script = tmp_path / "repro_explore.py"
     found = subprocess.run(
         [sys.executable, str(script), "--worker", command_for("lock-across-recv")],
@@ -92,11 +92,11 @@ def test_explore_finds_the_deadlock_and_shrinks_it_to_a_repro_script(tmp_path: P
 
 @pytest.mark.timeout(300)
 def test_the_clean_worker_passes_drawn_schedules_and_the_seed_fixes_them(tmp_path: Path) -> None:
-    runs = [explore("reference", seed=7, max_examples=12, report=tmp_path / str(i), target=False) for i in range(2)]
+    runs = [explore("reference", seed=7, max_examples=6, report=tmp_path / str(i), target=False) for i in range(2)]
     for run in runs:
         assert not run.failures, [str(e.failed[0]) for e in run.failures]
         assert not run.unknown
-        assert len(run.examples) == 12
+        assert len(run.examples) == 6
     assert [e.schedule for e in runs[0].examples] == [e.schedule for e in runs[1].examples]
     assert not list((tmp_path / "0" / "examples").iterdir()), "passing examples leave nothing behind"
 
