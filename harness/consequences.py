@@ -120,6 +120,12 @@ _RULES = (
     Rule("handshake.duplicate-ack", NONE, "client_ready after a second ack: the master registers the worker again"),
     Rule("handshake.identity-format", UI, "the master groups workers by the part of the id before '_' (its UI)"),
     Rule("heartbeat.resources", UI, "the master's UI shows no memory for the worker"),
+    Rule(
+        "reconnect.identity-race",
+        MASTER,
+        "the worker reconnected while the master still held its old connection: the master's ROUTER (no handover) "
+        "ignores the new one for good, the worker goes missing",
+    ),
     Rule("reconnect.socket", MASTER, "the master found the connection broken and asked for a new one; the worker keeps it"),
     Rule("reconnect.re-register", NONE, "client_ready after a master restart (better than Locust's worker)"),
     Rule("stop.timeout", NONE, "client_ready sooner than stop_timeout after a stop"),

@@ -101,6 +101,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("cumulative-stats", ("stats/06-deltas-not-cumulative",), Verdict.FAILED, ("stats.deltas",)),
     # Reconnect and master loss
     Mutant("ignores-reconnect", ("reconnect/01-reconnect-message",), Verdict.FAILED, ("reconnect.socket",)),
+    Mutant("overlapping-reconnect", ("reconnect/01-reconnect-message",), Verdict.FAILED, ("reconnect.identity-race",)),
     Mutant("no-master-timeout", ("reconnect/04-master-death",), Verdict.UNIMPLEMENTED, ("shutdown.master-death",)),
     # Malformed input
     Mutant(

@@ -63,6 +63,7 @@ class SocketOwner:
         self._context: zmq.Context[zmq.Socket[bytes]] | None = None
         self._watched: dict[zmq.Socket[bytes], Callable[[zmq.Socket[bytes]], None]] = {}
         self._watch_version = 0
+        self._retired: list[zmq.Socket[bytes]] = []  # replaced but kept open (replace_socket(keep_old=True))
 
     @property
     def on_owner_thread(self) -> bool:
@@ -159,19 +160,37 @@ class SocketOwner:
             self.failure = exc
             traceback.print_exc()
         finally:
-            for sock in list(self._watched):
+            for sock in [*self._watched, *self._retired]:
                 sock.close(linger=0)
             self._watched.clear()
+            self._retired.clear()
             if self.socket is not None:
                 self.socket.close(linger=self.close_linger_ms)
             context.term()
 
-    def replace_socket(self, make: Callable[[zmq.Context[zmq.Socket[bytes]]], zmq.Socket[bytes]]) -> None:
-        """Close the socket and open a new one (owner thread only)."""
+    def replace_socket(
+        self, make: Callable[[zmq.Context[zmq.Socket[bytes]]], zmq.Socket[bytes]], *, keep_old: bool = False
+    ) -> zmq.Socket[bytes] | None:
+        """Close the socket and open a new one (owner thread only).
+
+        With ``keep_old`` the old socket stays open, unread, and is returned: the caller closes it with
+        ``close_retired`` (the owner closes any left at exit).
+        """
         assert self.socket is not None
-        context = self.socket.context
-        self.socket.close(linger=0)
+        old, context = self.socket, self.socket.context
         self.socket = make(context)
+        if not keep_old:
+            old.close(linger=0)
+            return None
+        self._retired.append(old)
+        return old
+
+    def close_retired(self, sock: zmq.Socket[bytes]) -> None:
+        """Close a socket kept by ``replace_socket(keep_old=True)`` (owner thread only; no-op if already closed)."""
+        self.check_owner("close_retired")
+        if sock in self._retired:
+            self._retired.remove(sock)
+            sock.close(linger=0)
 
     def close_socket(self) -> None:
         """Close the main socket and leave none (owner thread only); reading it stops until ``open_socket``."""

@@ -7,10 +7,15 @@ fails, so a CI machine without them can never pass by skipping.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+
+from harness.runner import CaseResult
+from harness.verdicts import Verdict
 
 from tests.go_peer import build as go_peer
 from tests.jvm_worker import build as jvm
@@ -47,3 +52,26 @@ def go_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if go_peer.available() is None:
         need("no Go toolchain (make go-peer installs golang-go)")
     return go_peer.build(tmp_path_factory.mktemp("go-peer"))
+
+
+LOCUST_EXPECTED = Path(__file__).resolve().parents[1] / "docs" / "locust-expected.json"
+
+
+def locust_expected() -> dict[str, list[str]]:
+    """docs/locust-expected.json without its comments: case id -> the verdicts documented for Locust's worker."""
+    return {k: v for k, v in json.loads(LOCUST_EXPECTED.read_text()).items() if not k.startswith("_")}
+
+
+def undocumented(results: Iterable[CaseResult], expected: dict[str, list[str]]) -> list[str]:
+    """The results whose verdict is not documented for their case (none documented: OK), each with why.
+
+    An entry ``"VERDICT:oracle"`` allows that verdict only with a finding of that oracle at that verdict: a race
+    documented as such (its consequences may come with it), never any other failure of the case.
+    """
+    bad = []
+    for r in results:
+        allowed = expected.get(r.case.id, [Verdict.OK.value])
+        given_by = {f"{r.verdict.value}:{f.oracle}" for f in r.findings if f.verdict is r.verdict}
+        if r.verdict.value not in allowed and not given_by & set(allowed):
+            bad.append(f"{r.case.id}: {r.verdict.value} (documented: {allowed}) - {r.summary()}")
+    return bad

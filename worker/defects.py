@@ -21,6 +21,8 @@ DEFECTS: dict[str, str] = {
     "stuck-spawning": "never sends spawning_complete: reports 'spawning' forever after a spawn",
     "no-final-stats": "on quit, sends quit without the final stats report",
     "ignores-reconnect": "logs a reconnect from the master but keeps the old socket (no new connection)",
+    "overlapping-reconnect": "on reconnect, connects the new socket at once and closes the old one only 2 intervals "
+    "later: the master's ROUTER still holds the identity, so it ignores the new connection for good",
     "no-master-timeout": "never quits when the master goes silent or dies",
     "accepts-stale-spawn": "applies a spawn whose timestamp is not newer than the last one (spawning_complete with its counts)",
     "wrong-counts": "spawning_complete reports one user more than asked for the first class (and in user_count)",

@@ -84,6 +84,7 @@ class WorkerRuntime:
         self.exit_reason = ""
         self._connect_at: float | None = None  # a new socket waits this long before it connects (see RECONNECT_DELAY)
         self._held: list[Send] = []  # sent while the new socket waits to connect; they leave on connect
+        self._retired: tuple[zmq.Socket[bytes], float] | None = None  # DEFECT overlapping-reconnect: (old socket, close at)
 
     def _resources(self) -> tuple[float, int]:
         return self._usage
@@ -106,11 +107,18 @@ class WorkerRuntime:
         self.owner.replace_socket(self._socket)
         self._connect_at = time.monotonic() + RECONNECT_DELAY
 
+    def _overlapping_reconnect(self, overlap: float) -> None:
+        """DEFECT overlapping-reconnect: the new socket connects at once; the old one closes ``overlap`` s later."""
+        old = self.owner.replace_socket(self._connect, keep_old=True)
+        assert old is not None
+        self._retired = (old, time.monotonic() + overlap)
+
     def _next_deadline(self) -> float | None:
-        session = self.session.next_deadline()
-        if self._connect_at is None:
-            return session
-        return self._connect_at if session is None else min(session, self._connect_at)
+        deadline = self.session.next_deadline()
+        for extra in (self._connect_at, self._retired[1] if self._retired else None):
+            if extra is not None and (deadline is None or extra < deadline):
+                deadline = extra
+        return deadline
 
     # -- owner thread ------------------------------------------------------------------------------
 
@@ -151,6 +159,9 @@ class WorkerRuntime:
 
     def _on_deadline(self) -> None:
         now = time.monotonic()
+        if self._retired is not None and now >= self._retired[1]:
+            self.owner.close_retired(self._retired[0])
+            self._retired = None
         if self._connect_at is not None and now >= self._connect_at and self.owner.socket is not None:
             self._connect_at = None
             self.owner.socket.connect(self.endpoint)
@@ -171,7 +182,10 @@ class WorkerRuntime:
             elif isinstance(effect, StopUsers):
                 self.pool.stop_all(effect.timeout, lambda: self._apply(self.session.users_stopped(time.monotonic())))
             elif isinstance(effect, Reconnect):
-                self._reconnect()
+                if effect.overlap:
+                    self._overlapping_reconnect(effect.overlap)
+                else:
+                    self._reconnect()
                 log.info("Reset connection to master")
             elif isinstance(effect, Log):
                 log_effect(effect)

@@ -44,7 +44,13 @@ class StopUsers:
 
 @dataclass(frozen=True)
 class Reconnect:
-    """Close the socket and open a new one with the same identity."""
+    """Close the socket and open a new one with the same identity.
+
+    ``overlap`` > 0 is the ``overlapping-reconnect`` defect: the new socket connects at once and the old one stays
+    open that many seconds more.
+    """
+
+    overlap: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -501,6 +507,9 @@ class WorkerSession:
         log = self._log("warning", "Received reconnect message from master. Resetting RPC connection.")
         if self._defective("ignores-reconnect"):
             return [log]  # DEFECT ignores-reconnect: logged, but the old socket (and TCP connection) is kept.
+        if self._defective("overlapping-reconnect"):
+            # DEFECT overlapping-reconnect: the new connection comes up while the old one still holds the identity.
+            return [log, Reconnect(overlap=2 * self.config.timing.heartbeat_interval)]
         return [log, Reconnect()]
 
     def _on_info(self, message: Message, now: float) -> list[Effect]:

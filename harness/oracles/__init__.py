@@ -6,10 +6,12 @@ an empty list means nothing wrong was seen. They never raise for a bad worker.
 One module per family, none importing another (an import-linter contract): ``liveness`` (heartbeats),
 ``socket_safety`` (crash signals, crash signs in the output, garbled frames), ``schema``, ``order`` (the protocol's
 order and states), ``progress`` (spawns and stops answered in time), ``stats`` (integrity, deltas, the final report)
-and ``shutdown`` (exit after quit). They share ``evidence`` (what they judge) and ``spawns`` (which spawn a
-spawning_complete answers); ``judging`` runs them all. This package re-exports the public names of each.
+and ``shutdown`` (exit after quit); ``connections`` reads the socket monitor's notes (the identity race a case
+names). They share ``evidence`` (what they judge) and ``spawns`` (which spawn a spawning_complete answers);
+``judging`` runs them all. This package re-exports the public names of each.
 """
 
+from harness.oracles.connections import Connection, IdentityRace, connections, identity_race
 from harness.oracles.evidence import (
     DISRUPTIONS,
     SHUTDOWN_NOTE,
@@ -39,6 +41,7 @@ from harness.oracles.stats import check_final_stats_on_quit, check_stats, check_
 __all__ = [
     "ACTED_ON_WHEN_UNKNOWN",
     "CRASH_SIGNALS",
+    "Connection",
     "DEFAULT_ORACLES",
     "DISRUPTIONS",
     "EXIT_AFTER_QUIT_INTERVALS",
@@ -49,6 +52,7 @@ __all__ = [
     "TIMING_ORACLES",
     "UNREACHABLE",
     "Evidence",
+    "IdentityRace",
     "Oracle",
     "Phase",
     "check_exit_after_quit",
@@ -61,8 +65,10 @@ __all__ = [
     "check_socket_safety",
     "check_stats",
     "check_stats_deltas",
+    "connections",
     "excused_windows",
     "heartbeat_gaps",
+    "identity_race",
     "judge",
     "judge_run",
     "overload_tolerance",

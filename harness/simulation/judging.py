@@ -16,6 +16,14 @@ def check_simulation(sim: Shared) -> list[Finding]:
     interval = sim.timing.heartbeat_interval
     if sim.reconnects_asked and not sim.reconnects_done and sim.exit_code is None:
         findings.append(judged("reconnect.socket", "a new connection after the master's reconnect", "the old socket was kept"))
+    if sim.identity_lost_at is not None:
+        findings.append(
+            judged(
+                "reconnect.identity-race",
+                "a new connection once the old one is gone",
+                "the worker connected again while its old connection still held the identity: the ROUTER ignores it",
+            )
+        )
     quits = [r for r in sim.records if r.kind is Kind.RECV and r.type == MessageType.QUIT]
     asked = [r.t for r in sim.records if r.kind is Kind.SEND and r.type == MessageType.QUIT]
     if quits and not asked and sim.sigterm_at is None and not sim.dead:

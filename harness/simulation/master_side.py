@@ -96,7 +96,8 @@ class MasterSide(Shared):
         if self.dead:
             return
         size = sum(map(len, frames))
-        if self.now < self._worker_online_at:
+        lost_at = self.identity_lost_at
+        if self.now < self._worker_online_at or (lost_at is not None and self.now >= lost_at):
             self._record(Kind.SEND_FAILED, identity=NODE, message=message, size=size, note="peer not connected")
             return
         self._record(Kind.SEND, identity=NODE, message=message, size=size, note=note)

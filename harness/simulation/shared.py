@@ -37,6 +37,9 @@ class Shared(ABC):
     reconnects_done: int
     sigterm_at: float | None
     _worker_online_at: float  # after a reconnect, the new socket connects at this time
+    # An overlapping reconnect (the new connection up while the old one holds the identity): the ROUTER ignores the new
+    # connection for good; the old one stays open until this time, then nothing reaches the worker. None: no such.
+    identity_lost_at: float | None
     _events: list[_Event]
     _order: int
 

@@ -38,6 +38,7 @@ class WorkerSide(Shared):
         self._users = 0
         self._users_since = 0.0
         self._worker_online_at = 0.0
+        self.identity_lost_at = None
         self.reconnects_done = 0
         self.sigterm_at = None
 
@@ -56,6 +57,8 @@ class WorkerSide(Shared):
 
     def _effect(self, effect: Effect) -> None:
         if isinstance(effect, Send):
+            if self.identity_lost_at is not None:
+                return  # on a connection the master's ROUTER ignores
             frame = encode(effect.message)
             self._at(max(self.now, self._worker_online_at) + LATENCY, lambda: self._master_receives(frame))
         elif isinstance(effect, ApplyUsers):
@@ -66,6 +69,9 @@ class WorkerSide(Shared):
             self._at(self.now + delay, self._users_stopped)
         elif isinstance(effect, Reconnect):
             self.reconnects_done += 1
+            if effect.overlap:  # connected at once, the old connection still attached: the ROUTER ignores the new one
+                self.identity_lost_at = self.now + effect.overlap
+                return
             self._worker_online_at = self.now + RECONNECT_DELAY
             if self.reconnect_windows:
                 self.reconnect_windows[-1][1] = self._worker_online_at + LATENCY

@@ -10,7 +10,6 @@ switches and the Go peer (tests/go_peer), two at a time, each on the case meant 
 
 from __future__ import annotations
 
-import json
 import shlex
 import threading
 import time
@@ -24,7 +23,7 @@ from harness.protocol.timing import LOCUST_TIMING
 from harness.runner import CaseResult, RunConfig, RunResult, run_case, run_catalog, side_by_side
 from harness.verdicts import Verdict
 from tests.jvm_worker import build as jvm
-from tests.foreign_peers import locust_or_skip
+from tests.foreign_peers import locust_expected, locust_or_skip, undocumented
 
 locust_or_skip()
 
@@ -33,7 +32,6 @@ pytestmark = [
     pytest.mark.timeout(900),
 ]
 ROOT = Path(__file__).resolve().parents[2]
-EXPECTED = ROOT / "docs" / "locust-expected.json"
 JOBS = 6  # cases at a time per catalog
 SWITCH_JOBS = 2  # switch runs at a time, beside the catalogs (4 made JVM heartbeats late: gaps of 1.57-1.61 s)
 SILENCE = "reconnect/03-master-silence-timeout"
@@ -163,14 +161,10 @@ def test_a_worker_with_a_fixed_interval_is_run_at_its_pace_and_is_clean(own_pace
 
 def test_the_real_locust_worker_at_its_own_pace_gets_the_documented_verdicts(own_pace_runs: dict[str, RunResult]) -> None:
     """The same verdicts as the compressed run (docs/locust-expected.json): none FAILED for timing it was not given."""
-    expected: dict[str, list[str]] = {k: v for k, v in json.loads(EXPECTED.read_text()).items() if not k.startswith("_")}
+    expected = locust_expected()
     run = own_pace_runs["locust"]
     assert run.config.heartbeat_interval == 1.0 and run.config.pace is not None and run.config.pace.mode == AUTO
-    unexpected = [
-        f"{r.case.id}: {r.verdict.value} (documented: {expected.get(r.case.id, ['OK'])}) - {r.summary()}"
-        for r in run.results
-        if r.verdict.value not in expected.get(r.case.id, [Verdict.OK.value])
-    ]
+    unexpected = undocumented(run.results, expected)
     assert not unexpected, "\n".join(unexpected)
     timing = [f"{r.case.id}: {f}" for r in run.results for f in r.findings if f.oracle.startswith("heartbeat.")]
     assert not timing, "\n".join(timing)

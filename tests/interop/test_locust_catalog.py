@@ -6,7 +6,6 @@ the rest of the catalog at the worker's own 1 s pace, in tests/interop/test_fore
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from harness.catalog import all_cases
 from harness.runner import AUTO, RunConfig, run_catalog
 from harness.verdicts import Verdict
-from tests.foreign_peers import locust_or_skip
+from tests.foreign_peers import locust_expected, locust_or_skip, undocumented
 
 locust_or_skip()
 
@@ -22,20 +21,15 @@ pytestmark = [
     pytest.mark.interop,
     pytest.mark.timeout(600),
 ]
-EXPECTED = Path(__file__).resolve().parents[2] / "docs" / "locust-expected.json"
 
 
 def test_locust_worker_gets_the_documented_verdicts(tmp_path: Path) -> None:
-    expected: dict[str, list[str]] = {k: v for k, v in json.loads(EXPECTED.read_text()).items() if not k.startswith("_")}
+    expected = locust_expected()
     silence = [c for c in all_cases() if c.category == "reconnect" and c.waits]
     cases = [c for c in all_cases() if c not in silence]
     run = run_catalog(cases, RunConfig("locust", "locust"), tmp_path, excluded=silence, jobs=AUTO)  # as users run it
     assert [n.case.id for n in run.not_run] == [c.id for c in silence] and len(silence) == 3
-    unexpected = [
-        f"{r.case.id}: {r.verdict.value} (documented: {expected.get(r.case.id, ['OK'])}) - {r.summary()}"
-        for r in run.results
-        if r.verdict.value not in expected.get(r.case.id, [Verdict.OK.value])
-    ]
+    unexpected = undocumented(run.results, expected)
     assert not unexpected, "\n".join(unexpected)
     assert not any(r.verdict is Verdict.UNKNOWN for r in run.results)
     assert set(expected) <= {c.id for c in all_cases()}, "docs/locust-expected.json names a case that no longer exists"

@@ -101,6 +101,7 @@ INTENDED: dict[str, set[str]] = {
     "stuck-spawning": {"progress.spawn"},
     "no-final-stats": {"stats.final"},
     "ignores-reconnect": {"reconnect.socket"},
+    "overlapping-reconnect": {"reconnect.identity-race"},
     "no-master-timeout": {"shutdown.master-death"},
     "accepts-stale-spawn": {"order.spawn-counts"},
     "wrong-counts": {"order.spawn-counts"},

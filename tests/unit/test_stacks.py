@@ -322,9 +322,9 @@ def test_detect_walks_the_tree_root_first() -> None:
     assert me.runtime is Runtime.PYTHON and me.pid == os.getpid() and os.path.isabs(me.exe)
     proc = subprocess.Popen(["/bin/sh", "-c", "sleep 30; exit 0"])
     try:
-        for _ in range(100):  # until the shell has forked sleep
+        for _ in range(100):  # until the shell has forked sleep and the child has exec'd it (a fork is "sh" a while)
             found = detect(proc.pid)
-            if len(found) == 2:
+            if len(found) == 2 and found[1].name == "sleep":
                 break
             subprocess.run(["sleep", "0.05"])
         assert [(p.runtime, p.name) for p in found] == [(Runtime.OTHER, "sh"), (Runtime.OTHER, "sleep")]

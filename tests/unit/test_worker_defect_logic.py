@@ -94,7 +94,7 @@ def types(effects: list[Effect]) -> list[str]:
 
 
 def test_registry_names_and_descriptions() -> None:
-    assert len(DEFECTS) == 22
+    assert len(DEFECTS) == 23
     for name, text in DEFECTS.items():
         assert re.fullmatch(r"[a-z]+(-[a-z]+)*", name), name
         assert text and "\n" not in text
@@ -288,6 +288,16 @@ def test_ignores_reconnect() -> None:
     r = Run("ignores-reconnect")
     r.connect()
     assert types(r.recv("reconnect")) == ["Log"]
+
+
+def test_overlapping_reconnect_keeps_the_old_connection_two_intervals() -> None:
+    clean = Run()
+    clean.connect()
+    assert [e.overlap for e in clean.recv("reconnect") if isinstance(e, Reconnect)] == [0.0]
+    r = Run("overlapping-reconnect")
+    r.connect()
+    interval = r.session.config.timing.heartbeat_interval
+    assert [e.overlap for e in r.recv("reconnect") if isinstance(e, Reconnect)] == [2 * interval]
 
 
 def test_no_master_timeout() -> None:
