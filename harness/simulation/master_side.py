@@ -22,6 +22,21 @@ INSPECT_CACHE_SIZE = 4096
 _INSPECTED: dict[bytes, Inbound] = {}
 
 
+_MALFORMED: dict[str, list[bytes]] = {}  # malformed_frames(kind, NODE) by kind
+_ENCODED: dict[tuple[str, str], bytes] = {}  # replies with a nil payload (heartbeats), encoded once
+
+
+def _encoded(reply: Message) -> bytes:
+    """``encode(reply)``, from a cache for a reply with a nil payload."""
+    if reply.data is not None:
+        return encode(reply)
+    key = (reply.type, reply.node_id)
+    frame = _ENCODED.get(key)
+    if frame is None:
+        frame = _ENCODED[key] = encode(reply)
+    return frame
+
+
 class MasterSide(Shared):
     """The fake master's sans-IO core and its recording, in memory."""
 
@@ -80,9 +95,9 @@ class MasterSide(Shared):
                 if self.drop_replies and self._rng.random() < self.drop_replies:
                     self._record(Kind.FAULT, identity=NODE, message=reply, note="dropped")
                     continue
-                self._send_frames([encode(reply)], reply, self.delay_replies * self.timing.heartbeat_interval)
+                self._send_frames([_encoded(reply)], reply, self.delay_replies * self.timing.heartbeat_interval)
             else:
-                self._send_frames([encode(reply)], reply)
+                self._send_frames([_encoded(reply)], reply)
         self._record_liveness(changes)
 
     def _record_liveness(self, changes: list[tuple[str, LivenessChange]]) -> None:
@@ -118,7 +133,10 @@ class MasterSide(Shared):
 
     def send_malformed(self, kind: str) -> None:
         """Send the worker a malformed message (``harness.faults.MALFORMED_KINDS``)."""
-        self._send_frames(malformed_frames(kind, NODE), None, note=f"malformed:{kind}")
+        frames = _MALFORMED.get(kind)
+        if frames is None:  # the same bytes every time (an oversized one is 1 MiB to build)
+            frames = _MALFORMED[kind] = malformed_frames(kind, NODE)
+        self._send_frames(list(frames), None, note=f"malformed:{kind}")
 
     def spawn(self, users: int, *, stale: bool = False, stop_timeout: float = 0.0) -> None:
         """Ask for ``users`` users (``stale``: with a timestamp a conformant worker ignores)."""

@@ -14,6 +14,8 @@ from harness.simulation.worker_side import WorkerSide
 from harness.trace import Kind, TraceRecord
 from harness.verdicts import Finding
 
+_INF = float("inf")
+_EVENT, _WORKER, _TICK = "event", "worker", "tick"  # what falls due next in ``advance``
 SIM_TIMING = LOCUST_TIMING.compressed(1.0)  # real Locust timing: the simulation costs nothing per second
 
 
@@ -43,24 +45,30 @@ class Simulation(WorkerSide, MasterSide):
         return self
 
     def advance(self, seconds: float) -> None:
-        """Run every event up to ``now + seconds``."""
+        """Run every event up to ``now + seconds``: at equal times deliveries and users first, then the worker's
+        timers, then the master's tick."""
         end = self.now + max(0.0, seconds)
-        events, inf = self._events, float("inf")
+        events, session, core, pop = self._events, self.session, self.core, heapq.heappop
         while True:
-            event = events[0][0] if events else inf
-            deadline = self.session.next_deadline() if self.exit_code is None else None
-            worker = inf if deadline is None else deadline
-            tick = inf if self.dead or self.core.next_tick is None else self.core.next_tick
-            t = min(event, worker, tick)
+            t, source = (events[0][0], _EVENT) if events else (_INF, _EVENT)
+            if self.exit_code is None:
+                deadline = session.next_deadline()
+                if deadline is not None and deadline < t:
+                    t, source = deadline, _WORKER
+            if not self.dead:
+                tick = core.next_tick
+                if tick is not None and tick < t:
+                    t, source = tick, _TICK
             if t > end:
                 break
-            self.now = max(self.now, t)
-            if event == t:  # deliveries and users first, then the worker's timers, then the master's tick
-                heapq.heappop(events)[2]()
-            elif worker == t:
-                self._worker(lambda: self.session.tick(self.now))
+            if t > self.now:
+                self.now = t
+            if source is _EVENT:
+                pop(events)[2]()
+            elif source is _WORKER:
+                self._worker(lambda: session.tick(self.now))
             else:
-                self._record_liveness(self.core.tick(self.now))
+                self._record_liveness(core.tick(self.now))
         self.now = end
 
     def evidence(self) -> Evidence:

@@ -9,10 +9,13 @@ from typing import Any
 
 from harness.errors import MalformedFrame
 from harness.protocol.codec import decode, encode
+from harness.protocol.messages import Message
 from harness.simulation.shared import LATENCY, NODE, WALL0, Shared
 from worker.session import ApplyUsers, Effect, Exit, Log, Reconnect, Send, StopUsers, WorkerConfig, WorkerSession
 from worker.stats import RequestStats
 
+DECODE_CACHE_SIZE = 256
+_DECODED: dict[bytes, Message] = {}  # frames with a nil payload, decoded once (as worker.runtime reuses them)
 RECONNECT_DELAY = 0.05  # as worker.runtime: the new socket connects this long after a reconnect
 EXIT_CRASH = 70  # the reference runtime's exit code when its socket thread dies
 
@@ -115,12 +118,18 @@ class WorkerSide(Shared):
         for frame in frames:  # as worker.runtime (and Locust's worker): every frame is a message of its own
             if self.exit_code is not None:
                 return
+            message = _DECODED.get(frame)
+            if message is not None:  # a frame seen before with a nil payload (the master's heartbeats): immutable
+                self._worker(lambda message=message: self.session.receive(message, self.now))  # type: ignore[misc]
+                continue
             try:
                 message = decode(frame)
             except MalformedFrame as exc:
                 text, rule = str(exc), exc.rule
                 self._worker(lambda text=text, rule=rule: self.session.malformed(text, rule, self.now))  # type: ignore[misc]
                 continue
+            if message.data is None and len(_DECODED) < DECODE_CACHE_SIZE:
+                _DECODED[frame] = message
             self._worker(lambda message=message: self.session.receive(message, self.now))  # type: ignore[misc]
 
     def sigterm(self) -> None:
