@@ -8,8 +8,9 @@ heartbeat gap is fed to ``hypothesis.target`` instead, so the search is steered
 towards it. So real-time jitter cannot fail a sound worker, while a hang or a
 crash fails every time.
 
-On a failure Hypothesis shrinks the schedule (bounded in time), the minimal one
-is re-run K times for a reproduction rate, and a standalone repro script with
+On a failure Hypothesis shrinks the schedule (bounded in time; a smaller
+schedule counts only if it fails twice in a row), the minimal one is re-run K
+times for a reproduction rate, and a standalone repro script with
 the schedule embedded is written. A harness failure (UNKNOWN) is recorded and
 reported, never counted as a pass.
 """
@@ -166,7 +167,7 @@ class Example:
     worst_gap: float | None  # in heartbeat intervals
     duration: float
     failed: list[Finding]
-    phase: str  # generate / shrink / reproduce
+    phase: str  # generate / shrink / confirm (a shrink failure run again) / reproduce
     harness_error: str = ""  # why it could not be judged (UNKNOWN)
 
     def to_json(self) -> dict[str, Any]:
@@ -199,6 +200,7 @@ class Exploration:
     started_at: str = ""
     duration: float = 0.0
     flaky: str = ""
+    unconfirmed: set[int] = field(default_factory=set)  # shrink examples that failed once, then passed (not minimal)
 
     @property
     def failures(self) -> list[Example]:
@@ -319,6 +321,12 @@ def explore(
             hypothesis.target(example.worst_gap, label="worst heartbeat gap (intervals)")
         if example.verdict in NOT_JUDGED:
             hypothesis.reject()  # the harness could not judge it: recorded and reported, not a pass
+        if example.failed and shrinking and not run(schedule, "confirm").failed:
+            # A smaller schedule counts only if it fails twice: a race that a shrunk schedule shows once in a while
+            # (a deadlock that needs time to show, cut down to no time) would make a repro that rarely reproduces.
+            example.phase = "shrink (failed once, then passed: not kept)"
+            result.unconfirmed.add(example.number)
+            return
         if example.failed:
             if not shrink_until:
                 shrink_until.append(time.monotonic() + shrink_seconds)
@@ -337,7 +345,8 @@ def explore(
         result.flaky = f"too many schedules could not be judged: {exc}"
     failures = result.failures
     if failures:
-        result.minimal = min(failures, key=lambda e: _size(e.schedule))
+        confirmed = [e for e in failures if e.number not in result.unconfirmed and e.phase != "confirm"] or failures
+        result.minimal = min(confirmed, key=lambda e: _size(e.schedule))
         for _ in range(reproduce):
             again = run(result.minimal.schedule, "reproduce")
             result.reproduced += bool(again.failed)

@@ -42,6 +42,8 @@ def check_socket_safety(ev: Evidence) -> list[Finding]:
             )
         )
     for rec in ev.received() + [r for r in ev.records if r.kind is Kind.RECV and r.message is None]:
+        if not rec.violations:
+            continue
         bad = [v for v in rec.violations if v.rule.split(".")[0] in ("codec", "framing", "envelope")]
         if bad:
             findings.append(

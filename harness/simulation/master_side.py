@@ -77,14 +77,11 @@ class MasterSide(Shared):
             inbound = self.core.inspect(NODE.encode(), [frame])
             if len(_INSPECTED) < INSPECT_CACHE_SIZE:
                 _INSPECTED[frame] = inbound
-        broken = inbound.message is None or any(v.severity is Severity.ERROR for v in inbound.violations)
-        self._record(
-            Kind.RECV,
-            identity=NODE,
-            message=inbound.message,
-            frames=(frame,) if broken else (),
-            size=len(frame),
-            violations=inbound.violations,
+        message, violations = inbound.message, inbound.violations
+        broken = message is None or (bool(violations) and any(v.severity is Severity.ERROR for v in violations))
+        records = self.records
+        records.append(
+            TraceRecord(len(records), self.now, Kind.RECV, NODE, message, (frame,) if broken else (), len(frame), violations)
         )
         replies, changes = self.core.react(inbound)
         for reply in replies:
@@ -110,12 +107,13 @@ class MasterSide(Shared):
         socket are lost with it."""
         if self.dead:
             return
-        size = sum(map(len, frames))
+        size = len(frames[0]) if len(frames) == 1 else sum(map(len, frames))
         lost_at = self.identity_lost_at
         if self.now < self._worker_online_at or (lost_at is not None and self.now >= lost_at):
             self._record(Kind.SEND_FAILED, identity=NODE, message=message, size=size, note="peer not connected")
             return
-        self._record(Kind.SEND, identity=NODE, message=message, size=size, note=note)
+        records = self.records
+        records.append(TraceRecord(len(records), self.now, Kind.SEND, NODE, message, (), size, (), note))
         connection = self.reconnects_done
 
         def arrive() -> None:

@@ -41,7 +41,7 @@ class Simulation(WorkerSide, MasterSide):
     def start(self) -> Simulation:
         """The master starts ticking; the worker starts its handshake."""
         self.core.start(self.now)
-        self._worker(lambda: self.session.start(self.now))
+        self._worker(self.session.start, self.now)
         return self
 
     def advance(self, seconds: float) -> None:
@@ -66,7 +66,7 @@ class Simulation(WorkerSide, MasterSide):
             if source is _EVENT:
                 pop(events)[2]()
             elif source is _WORKER:
-                self._worker(lambda: session.tick(self.now))
+                self._worker(session.tick, self.now)
             else:
                 self._record_liveness(core.tick(self.now))
         self.now = end

@@ -45,12 +45,13 @@ class WorkerSide(Shared):
         self.reconnects_done = 0
         self.sigterm_at = None
 
-    def _worker(self, step: Callable[[], list[Effect]]) -> None:
-        """Run one session input and carry out its effects, as ``worker.runtime`` does; a raise is a crash."""
+    def _worker(self, step: Callable[..., list[Effect]], *args: Any) -> None:
+        """Run one session input, ``step(*args)``, and carry out its effects, as ``worker.runtime`` does; a raise is a
+        crash."""
         if self.exit_code is not None:
             return
         try:
-            effects = step()
+            effects = step(*args)
         except Exception:
             self.output.append((self.now, traceback.format_exc()))
             self.exit_code = EXIT_CRASH
@@ -87,12 +88,12 @@ class WorkerSide(Shared):
     def _users_applied(self, spawn_id: int, counts: dict[str, int]) -> None:
         if self.exit_code is None:
             self._set_users(sum(counts.values()))
-            self._worker(lambda: self.session.users_applied(spawn_id, counts))
+            self._worker(self.session.users_applied, spawn_id, counts)
 
     def _users_stopped(self) -> None:
         if self.exit_code is None:
             self._set_users(0)
-            self._worker(lambda: self.session.users_stopped(self.now))
+            self._worker(self.session.users_stopped, self.now)
 
     def _set_users(self, users: int) -> None:
         self._log_requests()
@@ -120,19 +121,19 @@ class WorkerSide(Shared):
                 return
             message = _DECODED.get(frame)
             if message is not None:  # a frame seen before with a nil payload (the master's heartbeats): immutable
-                self._worker(lambda message=message: self.session.receive(message, self.now))  # type: ignore[misc]
+                self._worker(self.session.receive, message, self.now)
                 continue
             try:
                 message = decode(frame)
             except MalformedFrame as exc:
                 text, rule = str(exc), exc.rule
-                self._worker(lambda text=text, rule=rule: self.session.malformed(text, rule, self.now))  # type: ignore[misc]
+                self._worker(self.session.malformed, text, rule, self.now)
                 continue
             if message.data is None and len(_DECODED) < DECODE_CACHE_SIZE:
                 _DECODED[frame] = message
-            self._worker(lambda message=message: self.session.receive(message, self.now))  # type: ignore[misc]
+            self._worker(self.session.receive, message, self.now)
 
     def sigterm(self) -> None:
         """The worker's OS asks it to stop."""
         self.sigterm_at = self.now
-        self._worker(lambda: self.session.shutdown("SIGTERM"))
+        self._worker(self.session.shutdown, "SIGTERM")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.mutation import CLEAN, Mutant, run_matrix
+from harness.mutation import CLEAN, MUTANTS, Mutant, run_matrix
 from harness.verdicts import Verdict
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -51,7 +51,8 @@ def test_a_defect_its_case_cannot_catch_fails_the_matrix(tmp_path: Path) -> None
 def test_list_and_bad_names(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["mutants", "--list"]) == 0
     listing = capsys.readouterr().out.splitlines()
-    assert len(listing) == 22 and listing[0].split()[:3] == ["shared-socket", "storms/02-heartbeat-flood", "FAILED"]
+    assert len(listing) == len(MUTANTS) == 23
+    assert listing[0].split()[:3] == ["shared-socket", "storms/02-heartbeat-flood", "FAILED"]
     assert main(["mutants", "--defects", "no-such-bug"]) == 3
     assert "no such defect no-such-bug" in capsys.readouterr().err
     assert main(["mutants", "--runs", "0"]) == 3
