@@ -459,12 +459,16 @@ def side_by_side(
     limit = starting_jobs(jobs, timing)
     if limit < 1:
         raise ScenarioError(f"jobs: expected at least 1 or 'auto', got {jobs}")
+
+    def once_more_alone(item: T, first: CaseResult | None, why: str) -> None:
+        """Run ``item`` again beside no other case if its first attempt's harness was overloaded (None: known)."""
+        if first is None or (adaptive and overloaded(first)):
+            with QUIET.hold(True):
+                run_one(item, f"the first attempt's harness was overloaded{why}")
+
     if limit == 1:
         for item in items:
-            first = run_one(item, "")
-            if adaptive and overloaded(first):
-                with QUIET.hold(True):
-                    run_one(item, "the first attempt's harness was overloaded (cases at once: 1)")
+            once_more_alone(item, run_one(item, ""), " (cases at once: 1)")
         return limit
     again: list[T] = []
     pending = sorted((i for i in items if not case_of(i).exclusive), key=lambda i: -case_of(i).seconds(timing))
@@ -481,13 +485,10 @@ def side_by_side(
                 if adaptive and overloaded(result):
                     limit = max(1, limit // 2)
                     again.append(item)
-    for item in again:  # alone: the first attempt's harness was overloaded
-        with QUIET.hold(True):
-            run_one(item, f"the first attempt's harness was overloaded (cases at once now {limit})")
-    for item in (i for i in items if case_of(i).exclusive):
-        first = run_one(item, "")
-        if adaptive and overloaded(first):  # alone, and still late: the machine was busy; once more
-            run_one(item, "the first attempt's harness was overloaded, though the case ran alone")
+    for item in again:
+        once_more_alone(item, None, f" (cases at once now {limit})")
+    for item in (i for i in items if case_of(i).exclusive):  # alone, and still late: the machine was busy; once more
+        once_more_alone(item, run_one(item, ""), ", though the case ran alone")
     return limit
 
 
