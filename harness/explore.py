@@ -321,12 +321,15 @@ def explore(
             hypothesis.target(example.worst_gap, label="worst heartbeat gap (intervals)")
         if example.verdict in NOT_JUDGED:
             hypothesis.reject()  # the harness could not judge it: recorded and reported, not a pass
-        if example.failed and shrinking and not run(schedule, "confirm").failed:
+        if example.failed and shrinking:
             # A smaller schedule counts only if it fails twice: a race that a shrunk schedule shows once in a while
             # (a deadlock that needs time to show, cut down to no time) would make a repro that rarely reproduces.
-            example.phase = "shrink (failed once, then passed: not kept)"
-            result.unconfirmed.add(example.number)
-            return
+            # A confirm run the harness could not judge does not contradict the failure: it stands.
+            again = run(schedule, "confirm")
+            if not again.failed and again.verdict not in NOT_JUDGED:
+                example.phase = "shrink (failed once, then passed: not kept)"
+                result.unconfirmed.add(example.number)
+                return
         if example.failed:
             if not shrink_until:
                 shrink_until.append(time.monotonic() + shrink_seconds)

@@ -51,6 +51,8 @@ def threading_defect(defects: Iterable[str]) -> str | None:
     chosen = [name for name in THREADING_DEFECTS if name in set(defects)]
     if len(chosen) > 1:
         raise ValueError(f"at most one of {', '.join(THREADING_DEFECTS)} (got {', '.join(chosen)})")
+    if chosen and "overlapping-reconnect" in set(defects):  # a runtime defect of the one-owner runtime only
+        raise ValueError(f"overlapping-reconnect cannot be combined with {chosen[0]} (a different runtime)")
     return chosen[0] if chosen else None
 
 

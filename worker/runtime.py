@@ -109,6 +109,8 @@ class WorkerRuntime:
 
     def _overlapping_reconnect(self, overlap: float) -> None:
         """DEFECT overlapping-reconnect: the new socket connects at once; the old one closes ``overlap`` s later."""
+        if self._retired is not None:  # a reconnect during the last one's overlap: its old socket goes now
+            self.owner.close_retired(self._retired[0])
         old = self.owner.replace_socket(self._connect, keep_old=True)
         assert old is not None
         self._retired = (old, time.monotonic() + overlap)

@@ -228,7 +228,7 @@ class ThreadedRuntime:
                 self.pool.apply(effect.counts, self._on_applied(effect.spawn_id))
             elif isinstance(effect, StopUsers):
                 self.pool.stop_all(effect.timeout, self._on_stopped)
-            elif isinstance(effect, Reconnect):
+            elif isinstance(effect, Reconnect):  # (never with overlap: worker.defects refuses that combination)
                 with self._socket_lock:
                     old, self._socket = self._socket, self._connect()
                     old.close(linger=0)

@@ -114,6 +114,8 @@ class MasterSide(Shared):
             return
         records = self.records
         records.append(TraceRecord(len(records), self.now, Kind.SEND, NODE, message, (), size, (), note))
+        if lost_at is not None:
+            return  # to the old connection, which the worker no longer reads
         connection = self.reconnects_done
 
         def arrive() -> None:

@@ -26,6 +26,7 @@ import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.*;
 import java.util.concurrent.*;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import org.msgpack.core.*;
@@ -79,6 +80,7 @@ public final class LocustJvmWorker {
     private final BlockingQueue<Value[]> commands = new LinkedBlockingQueue<>(); // {type, data}
     private final ExecutorService spawnHandler = Executors.newSingleThreadExecutor(r -> daemon(r, "spawn-handler"));
     private final Set<String> loggedTypes = ConcurrentHashMap.newKeySet();
+    private final AtomicLong malformedFrames = new AtomicLong();
     private static final CountDownLatch NEVER = new CountDownLatch(1); // --stuck-spawn waits on it: nobody counts down
 
     LocustJvmWorker(String[] args) {
@@ -346,8 +348,11 @@ public final class LocustJvmWorker {
             }
             type = v.asArrayValue().get(0).asStringValue().asString();
             data = v.asArrayValue().get(1);
-        } catch (IOException | RuntimeException e) { // undecodable: log, skip, keep working
-            log("WARN", "malformed frame of " + frame.length + " bytes skipped: " + why(e));
+        } catch (IOException | RuntimeException e) { // undecodable: skip, keep working; log the 1st and every 1000th
+            long n = malformedFrames.incrementAndGet(); // (a line per frame of a flood starves the heartbeat thread)
+            if (n == 1 || n % 1000 == 0) {
+                log("WARN", "malformed frame of " + frame.length + " bytes skipped: " + why(e) + " (" + n + " so far)");
+            }
             return;
         }
         switch (type) {

@@ -23,6 +23,7 @@ def test_a_verdict_tied_to_an_oracle_is_allowed_only_with_that_oracle() -> None:
     assert undocumented([result(CASE, "reconnect.identity-race", "heartbeat.missing")], EXPECTED) == []
     [bad] = undocumented([result(CASE, "heartbeat.missing")], EXPECTED)
     assert bad.startswith(f"{CASE}: FAILED (documented: ")
+    assert len(undocumented([result(CASE, "reconnect.identity-race", "progress")], EXPECTED)) == 1  # another failure
 
 
 def test_a_case_not_listed_must_be_ok_and_a_plain_entry_allows_its_verdict() -> None:

@@ -116,6 +116,9 @@ def test_threading_defect_picks_at_most_one() -> None:
     assert threading_defect({"wrong-counts", "lock-across-recv"}) == "lock-across-recv"
     with pytest.raises(ValueError, match="at most one"):
         threading_defect({"shared-socket", "slow-recv-timeout"})
+    assert threading_defect({"overlapping-reconnect"}) is None
+    with pytest.raises(ValueError, match="cannot be combined"):
+        threading_defect({"overlapping-reconnect", "lock-across-recv"})
 
 
 def test_list_defects_prints_every_name_with_a_description(capsys: pytest.CaptureFixture[str]) -> None:
