@@ -18,6 +18,7 @@ reported, never counted as a pass.
 from __future__ import annotations
 
 import datetime
+import math
 import pprint
 import shutil
 import sys
@@ -376,6 +377,8 @@ Reproduced {reproduced} of {runs} re-runs. Schedule ({steps} steps): {describe}
 
     python {name} --worker CMD [--heartbeat-interval {interval:g}] [--attempts N] [--out DIR]
 
+--attempts defaults to {attempts}: enough tries to reproduce at the rate measured, 99 times in 100.
+
 Exit codes: 0 not reproduced, 1 reproduced, 2 could not judge, 3 usage.
 """
 
@@ -386,7 +389,7 @@ from harness.explore import replay_main
 SCHEDULE = {schedule}
 
 if __name__ == "__main__":
-    sys.exit(replay_main(SCHEDULE, default_interval={interval!r}))
+    sys.exit(replay_main(SCHEDULE, default_interval={interval!r}, attempts={attempts}))
 '''
 
 
@@ -404,8 +407,23 @@ def repro_script(example: Example, exploration: Exploration) -> str:
         describe=example.schedule.describe(),
         name="repro_explore.py",
         interval=exploration.heartbeat_interval,
+        attempts=attempts_for(exploration.reproduced, exploration.reproduce_runs),
         schedule=pprint.pformat(example.schedule.to_dict(), width=110, sort_dicts=False),
     )
+
+
+MAX_DEFAULT_ATTEMPTS = 10
+
+
+def attempts_for(reproduced: int, runs: int, confidence: float = 0.99) -> int:
+    """How many tries a repro script makes by default: enough to reproduce a race at the rate measured (``reproduced``
+    of ``runs``) with ``confidence``; at most MAX_DEFAULT_ATTEMPTS (a rate of 0 measured: that many)."""
+    if runs <= 0 or reproduced >= runs:
+        return 1
+    if reproduced <= 0:
+        return MAX_DEFAULT_ATTEMPTS
+    miss = 1 - reproduced / runs
+    return min(MAX_DEFAULT_ATTEMPTS, max(1, math.ceil(math.log(1 - confidence) / math.log(miss))))
 
 
 def _docstring_safe(text: str) -> str:
@@ -413,8 +431,11 @@ def _docstring_safe(text: str) -> str:
     return text.replace("\\", "/").replace('"""', "'''")
 
 
-def replay_main(schedule: dict[str, Any], *, default_interval: float = EXPLORE_INTERVAL, argv: list[str] | None = None) -> int:
-    """Replay one schedule against ``--worker`` (the entry point of a generated repro script)."""
+def replay_main(
+    schedule: dict[str, Any], *, default_interval: float = EXPLORE_INTERVAL, attempts: int = 1, argv: list[str] | None = None
+) -> int:
+    """Replay one schedule against ``--worker`` (the entry point of a generated repro script), up to ``attempts``
+    times by default."""
     try:
         plan = Schedule.from_dict(schedule)
     except ScenarioError as exc:
@@ -443,5 +464,6 @@ def replay_main(schedule: dict[str, Any], *, default_interval: float = EXPLORE_I
         title=f"explore repro: a {len(plan.steps)}-step schedule",
         description=plan.describe(),
         default_interval=default_interval,
+        attempts=attempts,
         argv=argv,
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.explore import explore, schedule_case
+from harness.explore import attempts_for, explore, schedule_case
 from harness.mutation import command_for
 from harness.runner import RunConfig, run_case
 from harness.schedule import Schedule, Step
@@ -73,10 +73,16 @@ def test_explore_finds_the_deadlock_and_shrinks_it_to_a_repro_script(tmp_path: P
     minimal = data["minimal"]
     assert len(minimal["schedule"]["steps"]) <= 3, minimal
     assert any(f["oracle"] == "heartbeat.missing" for f in minimal["failed"])
-    assert data["reproduction"] == {"reproduced": 2, "runs": 2}
+    # The deadlock is a race: under load the same schedule deadlocks about half the time (CI), so the rate is
+    # reported as measured and the script's default tries follow from it (its reproduction is asserted below).
+    reproduction = data["reproduction"]
+    failed_again = sum(1 for e in data["examples"] if e["phase"] == "reproduce" and e["failed"])
+    assert reproduction == {"reproduced": failed_again, "runs": 2}
     script = tmp_path / "repro_explore.py"
+    attempts = attempts_for(failed_again, 2)
+    assert f"--attempts defaults to {attempts}:" in script.read_text() and f"attempts={attempts})" in script.read_text()
     found = subprocess.run(
-        [sys.executable, str(script), "--worker", command_for("lock-across-recv")],
+        [sys.executable, str(script), "--worker", command_for("lock-across-recv"), "--attempts", "8"],
         capture_output=True,
         text=True,
         timeout=60,

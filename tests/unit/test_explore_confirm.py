@@ -10,7 +10,7 @@ import pytest
 
 import harness.explore as explore_module
 from harness.consequences import judged
-from harness.explore import explore
+from harness.explore import MAX_DEFAULT_ATTEMPTS, attempts_for, explore
 from harness.runner import CaseResult
 from harness.verdicts import Verdict
 
@@ -49,3 +49,11 @@ def test_a_shrunk_schedule_that_passes_its_second_run_is_not_the_minimal_one(
         assert result.unconfirmed and all(len(e.schedule.steps) == 1 for e in result.examples if e.number in result.unconfirmed)
     else:  # a confirm run that could not be judged does not contradict the failure
         assert not result.unconfirmed
+
+
+def test_a_repro_script_tries_as_often_as_the_measured_rate_needs() -> None:
+    assert attempts_for(2, 2) == 1  # reproduced every time
+    assert attempts_for(1, 2) == 7  # half the time: 0.5 ** 7 < 0.01
+    assert attempts_for(3, 5) == 6  # 0.4 ** 6 < 0.01 <= 0.4 ** 5
+    assert attempts_for(0, 2) == attempts_for(1, 10) == MAX_DEFAULT_ATTEMPTS
+    assert attempts_for(0, 0) == 1  # not re-run at all: no rate to go by
