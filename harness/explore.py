@@ -158,6 +158,9 @@ def schedule_case(schedule: Schedule) -> Case:
 # -- exploring ---------------------------------------------------------------------------------------
 
 
+UNCONFIRMED = "shrink (failed once, then passed: not kept)"  # an Example's phase
+
+
 @dataclass
 class Example:
     """One schedule run against the worker."""
@@ -201,7 +204,11 @@ class Exploration:
     started_at: str = ""
     duration: float = 0.0
     flaky: str = ""
-    unconfirmed: set[int] = field(default_factory=set)  # shrink examples that failed once, then passed (not minimal)
+
+    @property
+    def unconfirmed(self) -> set[int]:
+        """The shrink examples that failed once, then passed their confirm run (never the minimal one)."""
+        return {e.number for e in self.examples if e.phase == UNCONFIRMED}
 
     @property
     def failures(self) -> list[Example]:
@@ -328,8 +335,7 @@ def explore(
             # A confirm run the harness could not judge does not contradict the failure: it stands.
             again = run(schedule, "confirm")
             if not again.failed and again.verdict not in NOT_JUDGED:
-                example.phase = "shrink (failed once, then passed: not kept)"
-                result.unconfirmed.add(example.number)
+                example.phase = UNCONFIRMED
                 return
         if example.failed:
             if not shrink_until:
@@ -349,7 +355,7 @@ def explore(
         result.flaky = f"too many schedules could not be judged: {exc}"
     failures = result.failures
     if failures:
-        confirmed = [e for e in failures if e.number not in result.unconfirmed and e.phase != "confirm"] or failures
+        confirmed = [e for e in failures if e.phase not in (UNCONFIRMED, "confirm")] or failures
         result.minimal = min(confirmed, key=lambda e: _size(e.schedule))
         for _ in range(reproduce):
             again = run(result.minimal.schedule, "reproduce")

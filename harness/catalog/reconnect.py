@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from harness.catalog.base import CaseContext, case
 from harness.errors import ExpectationFailed
-from harness.oracles import identity_race
+from harness.oracles import connections, identity_race
 from harness.protocol.messages import MessageType
-from harness.trace import Kind
 
 # These cases wait out the worker's own master-silence timeout (Locust: 60 s), at its real length: no case changes a
 # worker's timing. Slack after it before a worker counts as never leaving: half the timeout (Locust checks it
@@ -15,7 +14,7 @@ MARGIN = 0.5
 
 
 def _accepted_since(ctx: CaseContext, t: float) -> bool:
-    return any(r.kind is Kind.NOTE and r.t >= t and "connection accepted" in r.note for r in ctx.master.trace.records())
+    return any(c.accepted >= t for c in connections(ctx.master.trace.records()))
 
 
 @case(

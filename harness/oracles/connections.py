@@ -92,13 +92,14 @@ class IdentityRace:
 
     new: Connection
     old: Connection
+    overlapping: bool  # the old one was still open at the new one's handshake (else: it had just closed)
     received_after: int  # messages received after the new connection's handshake
 
     def describe(self, t0: float) -> str:
         """Evidence, on the case's clock."""
         assert self.new.handshake is not None
         came = f"its new connection ({self.new.peer}) completed the ZMTP handshake at t={self.new.handshake - t0:.3f}"
-        if self.old.closed is None or self.old.closed_seq is None or self.old.closed_seq > (self.new.handshake_seq or 0):
+        if self.overlapping or self.old.closed is None:
             closed = f"closed at t={self.old.closed - t0:.3f}" if self.old.closed is not None else "still open at the end"
             when = f"while its old one ({self.old.peer}) was still open ({closed})"
         else:
@@ -134,5 +135,5 @@ def identity_race(records: list[TraceRecord], since: float) -> IdentityRace | No
             overlapping = old.closed_seq is None or old.closed_seq > at
             if overlapping or (old.closed is not None and new.handshake - old.closed <= RACE_WINDOW):
                 received = sum(1 for r in records if r.kind is Kind.RECV and r.seq > at)
-                return IdentityRace(new, old, received)
+                return IdentityRace(new, old, overlapping, received)
     return None

@@ -4,11 +4,13 @@ silences, paused reading, lost or late replies, death)."""
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import Any
 
 from harness.faults import malformed_frames
 from harness.protocol.codec import encode
+from harness.protocol.findings import Violation
 from harness.protocol.master import Inbound, MasterCore
 from harness.protocol.messages import Message, MessageType
 from harness.protocol.schema import Severity
@@ -22,19 +24,21 @@ INSPECT_CACHE_SIZE = 4096
 _INSPECTED: dict[bytes, Inbound] = {}
 
 
-_MALFORMED: dict[str, list[bytes]] = {}  # malformed_frames(kind, NODE) by kind
-_ENCODED: dict[tuple[str, str], bytes] = {}  # replies with a nil payload (heartbeats), encoded once
+@functools.cache
+def _malformed(kind: str) -> tuple[bytes, ...]:
+    """``malformed_frames(kind, NODE)``, built once per kind (the same bytes every time; an oversized one is 1 MiB)."""
+    return tuple(malformed_frames(kind, NODE))
+
+
+@functools.cache
+def _encoded_nil(message_type: str, node_id: str) -> bytes:
+    """A message with a nil payload (the master's heartbeat replies), encoded once."""
+    return encode(Message(message_type, None, node_id))
 
 
 def _encoded(reply: Message) -> bytes:
-    """``encode(reply)``, from a cache for a reply with a nil payload."""
-    if reply.data is not None:
-        return encode(reply)
-    key = (reply.type, reply.node_id)
-    frame = _ENCODED.get(key)
-    if frame is None:
-        frame = _ENCODED[key] = encode(reply)
-    return frame
+    """``encode(reply)``; a reply with a nil payload from ``_encoded_nil``."""
+    return encode(reply) if reply.data is not None else _encoded_nil(reply.type, reply.node_id)
 
 
 class MasterSide(Shared):
@@ -61,10 +65,19 @@ class MasterSide(Shared):
         self.reconnects_asked = 0
         self.reconnect_windows = []
 
-    def _record(self, kind: Kind, **fields: Any) -> TraceRecord:
-        record = TraceRecord(len(self.records), self.now, kind, **fields)
-        self.records.append(record)
-        return record
+    def _record(
+        self,
+        kind: Kind,
+        identity: str = "",
+        message: Message | None = None,
+        frames: tuple[bytes, ...] = (),
+        size: int = 0,
+        violations: tuple[Violation, ...] = (),
+        note: str = "",
+    ) -> None:
+        """Append a record at the current time (positionally: this runs for every simulated message)."""
+        records = self.records
+        records.append(TraceRecord(len(records), self.now, kind, identity, message, frames, size, violations, note))
 
     def _master_receives(self, frame: bytes) -> None:
         if self.dead:
@@ -78,11 +91,8 @@ class MasterSide(Shared):
             if len(_INSPECTED) < INSPECT_CACHE_SIZE:
                 _INSPECTED[frame] = inbound
         message, violations = inbound.message, inbound.violations
-        broken = message is None or (bool(violations) and any(v.severity is Severity.ERROR for v in violations))
-        records = self.records
-        records.append(
-            TraceRecord(len(records), self.now, Kind.RECV, NODE, message, (frame,) if broken else (), len(frame), violations)
-        )
+        broken = message is None or any(v.severity is Severity.ERROR for v in violations)
+        self._record(Kind.RECV, NODE, message, (frame,) if broken else (), len(frame), violations)
         replies, changes = self.core.react(inbound)
         for reply in replies:
             if reply.type == MessageType.HEARTBEAT:
@@ -107,13 +117,12 @@ class MasterSide(Shared):
         socket are lost with it."""
         if self.dead:
             return
-        size = len(frames[0]) if len(frames) == 1 else sum(map(len, frames))
+        size = sum(map(len, frames))
         lost_at = self.identity_lost_at
         if self.now < self._worker_online_at or (lost_at is not None and self.now >= lost_at):
             self._record(Kind.SEND_FAILED, identity=NODE, message=message, size=size, note="peer not connected")
             return
-        records = self.records
-        records.append(TraceRecord(len(records), self.now, Kind.SEND, NODE, message, (), size, (), note))
+        self._record(Kind.SEND, NODE, message, (), size, (), note)
         if lost_at is not None:
             return  # to the old connection, which the worker no longer reads
         connection = self.reconnects_done
@@ -133,10 +142,7 @@ class MasterSide(Shared):
 
     def send_malformed(self, kind: str) -> None:
         """Send the worker a malformed message (``harness.faults.MALFORMED_KINDS``)."""
-        frames = _MALFORMED.get(kind)
-        if frames is None:  # the same bytes every time (an oversized one is 1 MiB to build)
-            frames = _MALFORMED[kind] = malformed_frames(kind, NODE)
-        self._send_frames(list(frames), None, note=f"malformed:{kind}")
+        self._send_frames(list(_malformed(kind)), None, note=f"malformed:{kind}")
 
     def spawn(self, users: int, *, stale: bool = False, stop_timeout: float = 0.0) -> None:
         """Ask for ``users`` users (``stale``: with a timestamp a conformant worker ignores)."""
