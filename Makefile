@@ -45,11 +45,14 @@ report: $(STAMP)
 PURE_TESTS = tests/unit tests/test_layering.py
 PYTEST = LC_REQUIRE_BROWSER=1 LC_REQUIRE_PEERS=1 HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest -p no:cacheprovider
 
+# The real Locust masters each master profile is checked against (tests/interop/test_profile_traces.py), installed
+# into the user's cache on first use; warmed here while the static checks and unit tests run.
+OLD_LOCUSTS = 2.1.0 2.8.6 2.15.1 2.20.0
+
 test: $(STAMP) browser go-peer jvm-peer
-	$(BIN)/ruff check .
-	$(BIN)/mypy
-	$(BIN)/lint-imports --no-cache
-	$(PYTEST) -n 2 $(PURE_TESTS)
+	@$(BIN)/python -m harness.locust_release $(OLD_LOCUSTS) > $(VENV)/old-locusts.log 2>&1 & pid=$$!; \
+	  $(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/lint-imports --no-cache && $(PYTEST) -n 2 $(PURE_TESTS); status=$$?; \
+	  wait $$pid || cat $(VENV)/old-locusts.log; exit $$status
 	$(PYTEST) $(addprefix --ignore=,$(PURE_TESTS))
 
 clean:

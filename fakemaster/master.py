@@ -34,6 +34,7 @@ from harness.faults import FaultPlan, malformed_frames
 from harness.protocol.codec import DEFAULT_MAX_FRAME_BYTES, encode
 from harness.protocol.master import MasterCore, WorkerView
 from harness.protocol.messages import Message
+from harness.protocol.profiles import DEFAULT_PROFILE, MasterProfile
 from harness.protocol.timing import LOCUST_TIMING, Timing
 from harness.trace import Kind, Trace, TraceRecord
 
@@ -53,6 +54,8 @@ class FakeMaster:
         port: 0 binds a free port (see ``port`` once started); a restart rebinds the same one.
         timing: Locust's intervals, possibly time-compressed.
         auto_ack / auto_heartbeat / track_liveness: the real master's automatic behaviours.
+        profile: the Locust master release range to behave like (``harness.protocol.profiles``; default 2.47):
+            whether and how it acks and answers heartbeats, its spawn payloads, and its quirks.
         clock: the clock for timestamps and deadlines.
         monitor: record connection accepted/disconnected notes from a ZeroMQ socket monitor.
         sockopts: extra ROUTER options set before binding (``{zmq.SNDHWM: 10}``); Locust's defaults otherwise.
@@ -71,10 +74,12 @@ class FakeMaster:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         monitor: bool = True,
         sockopts: Mapping[int, int] | None = None,
+        profile: MasterProfile = DEFAULT_PROFILE,
     ) -> None:
         self.clock = clock or MonotonicClock()
         self.timing = timing
-        self.core = MasterCore(timing, auto_ack, auto_heartbeat, track_liveness, max_frame_bytes)
+        self.profile = profile
+        self.core = MasterCore(timing, auto_ack, auto_heartbeat, track_liveness, max_frame_bytes, profile)
         self.trace = Trace(t0=self.clock.now())
         self._loop = loop = SocketLoop(
             host,
@@ -270,7 +275,7 @@ class FakeMaster:
         host: str | None = None,
         timestamp: float | None = None,
     ) -> bool:
-        """Send a complete 2.47 ``spawn`` (absolute per-class counts, a fresh timestamp)."""
+        """Send a complete ``spawn`` as the profile's master builds it (absolute per-class counts, a fresh timestamp)."""
         return self.send("spawn", self._spawn_data(user_classes_count, stop_timeout, host, timestamp), to)
 
     def spawn_all(
@@ -288,13 +293,12 @@ class FakeMaster:
     def _spawn_data(
         self, user_classes_count: dict[str, int], stop_timeout: float, host: str | None, timestamp: float | None
     ) -> dict[str, Any]:
-        return {
-            "timestamp": self.clock.wall() if timestamp is None else timestamp,
-            "user_classes_count": dict(user_classes_count),
-            "host": host,
-            "stop_timeout": float(stop_timeout),
-            "parsed_options": {},
-        }
+        return self.profile.spawn_payload(
+            user_classes_count,
+            timestamp=self.clock.wall() if timestamp is None else timestamp,
+            host=host,
+            stop_timeout=stop_timeout,
+        )
 
     # -- state (any thread) ------------------------------------------------------------------
 

@@ -39,8 +39,7 @@ class Restarts:
         )
         loop.close_router()
         loop.down = down = "master down (restarting)"
-        loop.core.workers.clear()  # a restarted master has forgotten every worker, and their indexes
-        loop.core.indexes.clear()
+        loop.core.forget()  # a restarted master is a new process: no workers, no indexes, a listener that reads
         loop.faults.flush(down)
         self._rebind_at = loop.clock.now() + down_for
         self._rebind_attempts = 0

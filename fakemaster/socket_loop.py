@@ -163,7 +163,7 @@ class SocketLoop:
         # the core's own decode and schema (``MasterCore.accept``), recorded without an Inbound. Anything else
         # (several frames, a violation, a handed-over connection) goes the long way, ``_receive``.
         accept, react, add, now = self.core.accept, self.core.react_clean, self.trace.add, self.clock.now
-        seen, names = self._identities_seen, self._names
+        seen, names, core_notes = self._identities_seen, self._names, self.core.notes
         for _ in range(RECV_BATCH):
             try:
                 identity = recv(_NOBLOCK)
@@ -187,7 +187,7 @@ class SocketLoop:
             seen.add(identity)
             add(now(), _RECV, names.get(identity) or self._name(identity), message, (), len(data), ())
             replies, changes = react(identity, message)
-            if replies or changes:
+            if replies or changes or core_notes:
                 self._after_react(identity, replies, changes)
         return True
 
@@ -236,11 +236,15 @@ class SocketLoop:
             violations,
         )
         replies, changes = core.react(inbound)
-        if replies or changes:
+        if replies or changes or core.notes:
             self._after_react(identity, replies, changes)
 
     def _after_react(self, identity: bytes, replies: list[Message], changes: list[tuple[str, Any]]) -> None:
-        """Send the core's automatic replies (withheld while silenced) and record its liveness changes."""
+        """Record what the master profile made the core do, send its automatic replies (withheld while silenced) and
+        record its liveness changes."""
+        notes = self.core.notes
+        while notes:
+            self.note(notes.pop(0))
         for reply in replies:
             target = identity if reply.type == "ack" else reply.node_id.encode()
             if self.silenced and reply.type == "heartbeat":

@@ -17,11 +17,17 @@ from pathlib import Path
 from fakemaster.master import FakeMaster
 from fakemaster.script import load_script, run_script
 from harness.catalog import CATEGORIES, Case, all_cases, select
+from harness.compatibility import render as render_compat
+from harness.compatibility import run_matrix as run_compat_matrix
 from harness.consequences import RULES, verdicts_markdown
 from harness.errors import ScenarioError
 from harness.launcher import BUILTIN_WORKERS, render_command
+from harness.locust_release import is_release
 from harness.explore import EXPLORE_INTERVAL, Example, explore
 from harness.mutation import MUTANTS, MUTANTS_BY_DEFECT, Matrix, check_plan, grid, run_matrix, summary_table
+from harness.profile_docs import applies_to, profiles_markdown, profiles_text
+from harness.protocol.profiles import ALL as ALL_PROFILES
+from harness.protocol.profiles import DEFAULT_PROFILE, PROFILES, MasterProfile, UnknownProfile, profiles_named
 from harness.protocol.timing import LOCUST_TIMING
 from harness.report import compare_runs, load_run, write_run_report
 from harness.report.model import folder_name
@@ -30,6 +36,8 @@ from harness.root_causes import root_causes
 from harness.pace import Pace, parse_interval, resolve
 from harness.runner import AUTO as AUTO_JOBS
 from harness.runner import DEFAULT_INTERVAL, CaseResult, RunConfig, plan, run_catalog, starting_jobs, write_not_run
+from harness.spec_rules import RULES as SPEC_RULES
+from harness.spec_rules import coverage_markdown
 from harness.scenario import judge_script, new_report_dir, run_scenario, summarize, trace_findings
 from harness.startup import StartupFailed, StartupFailure
 from harness.trace import format_record
@@ -92,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--worker",
         default=None,
-        help=f"'{' or '.join(BUILTIN_WORKERS)}' (the default), or a shell command template with {{host}} {{port}} "
+        help=f"'{' or '.join(BUILTIN_WORKERS)}' (the default), 'locust@VERSION' (that release of Locust, installed into a "
+        "cached environment on first use), or a shell command template with {{host}} {{port}} "
         "and optionally {heartbeat_interval}; started afresh for every case",
     )
     run.add_argument("--name", default=None, help="label of this implementation in the report (default: from --worker)")
@@ -123,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--user-class", default="ConformanceUser", help="the user class name spawns ask for")
     run.add_argument("--script", type=Path, default=None, help="run this script (JSON or TOML) instead of the catalog")
+    _profile_option(run, many=True)
 
     mutants = sub.add_parser(
         "mutants",
@@ -156,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--shrink-time", type=float, default=120.0, help="seconds the shrinker may use (default 120)")
     exp.add_argument("--reproduce", type=int, default=5, help="re-runs of the minimal schedule (default 5)")
     exp.add_argument("--no-target", action="store_true", help="do not steer towards the worst heartbeat gap")
+    _profile_option(exp)
 
     compare = sub.add_parser(
         "compare",
@@ -182,7 +193,69 @@ def build_parser() -> argparse.ArgumentParser:
     master.add_argument("--port", type=int, default=0, help="0: a free port (printed)")
     master.add_argument("--heartbeat-interval", type=float, default=None)
     master.add_argument("--trace-out", type=Path, default=None, help="also write the trace as JSON lines")
+    _profile_option(master)
+
+    compat = sub.add_parser(
+        "compatibility",
+        help="the compatibility matrix: the catalog for several workers (real Locust releases) under several master profiles",
+        epilog="exit codes: 0 matrix written (whatever its verdicts: they are the findings); 2 a run could not be judged; "
+        "3 usage error (an unknown profile, a locust@VERSION that does not exist or install)",
+        formatter_class=fmt,
+    )
+    compat.add_argument(
+        "--workers",
+        default=",".join(["reference", *(f"locust@{v}" for v in COMPAT_RELEASES)]),
+        help=f"comma-separated workers, as for 'run --worker' (default: reference, and locust@ {', '.join(COMPAT_RELEASES)})",
+    )
+    compat.add_argument("--report", type=Path, default=None, help="folder for the runs (default: reports/<UTC time>-compat/)")
+    compat.add_argument("--markdown", type=Path, default=None, help="also write the page here (docs/compatibility.md)")
+    compat.add_argument("--heartbeat-interval", type=float, default=DEFAULT_INTERVAL)
+    compat.add_argument("-j", "--jobs", default="auto", help="cases at once, as for 'run' (default auto)")
+    compat.add_argument("--cases", default=None, help="comma-separated globs over case ids or categories (default: all)")
+    _profile_option(compat, many=True)
+    compat.set_defaults(master_profile="all")
+
+    coverage = sub.add_parser(
+        "coverage", help="which rules of the wire spec and of the version reference are checked, and by what", formatter_class=fmt
+    )
+    coverage.add_argument("--markdown", action="store_true", help="the Markdown page (docs/coverage.md is this output)")
+
+    profiles = sub.add_parser(
+        "profiles",
+        help="list the master profiles (the Locust master release ranges the fake master can behave like) and their knobs",
+        formatter_class=fmt,
+    )
+    profiles.add_argument("--json", action="store_true", help="one JSON document: every profile and its knobs")
+    profiles.add_argument("--markdown", action="store_true", help="a Markdown page (docs/master-profiles.md is this output)")
     return parser
+
+
+def _profile_option(parser: argparse.ArgumentParser, many: bool = False) -> None:
+    known = ", ".join(PROFILES)
+    parser.add_argument(
+        "--master-profile",
+        default=DEFAULT_PROFILE.name,
+        help=f"the Locust master release range the fake master behaves like: {known} (default {DEFAULT_PROFILE.name}; "
+        "see 'locust-conformance profiles')"
+        + (
+            f"; '{ALL_PROFILES}' or a comma-separated list runs the catalog under each, with a case x profile matrix"
+            if many
+            else ""
+        ),
+    )
+
+
+def _profiles(args: argparse.Namespace, many: bool = False) -> list[MasterProfile]:
+    """The profiles --master-profile names; an unknown one, or several where one is allowed, is a usage error."""
+    try:
+        chosen = profiles_named(args.master_profile)
+    except UnknownProfile as exc:
+        raise ScenarioError(str(exc)) from None
+    if not chosen:
+        raise ScenarioError(f"--master-profile: expected a profile name, got {args.master_profile!r}")
+    if len(chosen) > 1 and not many:
+        raise ScenarioError(f"--master-profile: one profile here, got {args.master_profile!r} (known: {', '.join(PROFILES)})")
+    return chosen
 
 
 def _timing_options(parser: argparse.ArgumentParser, default: float) -> None:
@@ -282,18 +355,30 @@ def catalog_markdown(cases: list[Case]) -> str:
         "Budgets are in the worker's heartbeat intervals (0.2 s by default for a worker that takes the interval, its own "
         "pace otherwise), plus its other periods where a case waits one out (`report`: stats report interval, "
         "`master-timeout`: its master-silence timeout, ...): no case imposes a timing on the worker.",
-        "Spec sections refer to `shared/reference/locust-protocol.md` (Locust 2.47.0).",
+        "Spec sections refer to `shared/reference/locust-protocol.md` (Locust 2.47.0). A case runs under the master "
+        "profiles listed (see [master-profiles.md](master-profiles.md)); under the others it is not run.",
         "",
     ]
     for category in CATEGORIES:
         group = [c for c in cases if c.category == category]
         if not group:
             continue
-        lines += [f"## {category}", "", "| id | title | expectation | spec | budget |", "|---|---|---|---|---|"]
-        lines += [f"| `{c.id}` | {c.title} | {c.expectation} | {c.spec} | {_budget(c)} |" for c in group]
+        lines += [
+            f"## {category}",
+            "",
+            "| id | title | expectation | spec | budget | master profiles |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [f"| `{c.id}` | {c.title} | {c.expectation} | {c.spec} | {_budget(c)} | {_where(c)} |" for c in group]
         lines.append("")
     lines.append(f"{len(cases)} cases.")
     return "\n".join(lines) + "\n"
+
+
+def _where(case: Case) -> str:
+    """The master profiles a case runs under: 'all', or those that have what it needs."""
+    where = applies_to(case)
+    return "all" if len(where) == len(PROFILES) else ", ".join(where)
 
 
 def _budget(case: Case) -> str:
@@ -309,7 +394,7 @@ def _report_folder(args: argparse.Namespace, label: str) -> Path:
 
 
 def _label(args: argparse.Namespace) -> str:
-    return str(args.name or (args.worker if args.worker in BUILTIN_WORKERS else "custom"))
+    return str(args.name or (args.worker if args.worker in BUILTIN_WORKERS or is_release(args.worker) else "custom"))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -318,8 +403,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     jobs = _jobs(args.jobs)
     if args.max_case_seconds is not None and not args.max_case_seconds > 0:
         raise ScenarioError(f"--max-case-seconds: expected a positive number of seconds, got {args.max_case_seconds:g}")
+    profiles = _profiles(args, many=args.script is None)
     if args.script is not None:
-        return _run_script(args, declared)
+        return _run_script(args, declared, profiles[0])
     cases = select(args.cases)
     if not cases:
         raise ScenarioError(f"no case matches {args.cases!r} (see 'locust-conformance list')")
@@ -329,21 +415,54 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         pace = _resolve_pace(args, declared, DEFAULT_INTERVAL, folder / "pace-probe")
     except StartupFailed as exc:
-        config = RunConfig(worker, label, DEFAULT_INTERVAL, args.user_class, declared, None, args.max_case_seconds)
+        config = RunConfig(worker, label, DEFAULT_INTERVAL, args.user_class, declared, None, args.max_case_seconds, profiles[0])
         failure = exc.failure
         reason = f"the worker never registered in the pace probe ({failure.verdict.value} [{failure.rule}]): nothing could run"
         write_not_run(all_cases(), config, folder, reason)
         code = _startup_failed(failure, folder)
         _write_report(folder)
         return code
-    config = RunConfig(worker, label, pace.interval, args.user_class, declared, pace, args.max_case_seconds)
+    if len(profiles) == 1:
+        config = RunConfig(worker, label, pace.interval, args.user_class, declared, pace, args.max_case_seconds, profiles[0])
+        return _run_catalog(args, cases, excluded, config, folder, jobs)
+    codes = []
+    folders = []
+    for profile in profiles:
+        sub = folder / f"profile-{profile.name}"
+        sub.mkdir(parents=True, exist_ok=True)
+        config = RunConfig(
+            worker, f"{label}@{profile.name}", pace.interval, args.user_class, declared, pace, args.max_case_seconds, profile
+        )
+        print(f"\n== master profile {profile.name} (Locust {profile.stands_for}) ==", flush=True)
+        codes.append(_run_catalog(args, cases, excluded, config, sub, jobs))
+        folders.append(sub)
+    files = compare_runs(folders, folder / "matrix")
+    print(f"\ncase x profile matrix: {files.index}  (junit: {files.junit}, matrix: {files.folder / 'compare.json'})")
+    for profile, code in zip(profiles, codes, strict=True):
+        print(f"  master profile {profile.name:<5} exit {code}: {folder / f'profile-{profile.name}'}")
+    return _worst_exit(codes)
+
+
+def _worst_exit(codes: list[int]) -> int:
+    """The exit of several runs: FAILED over UNKNOWN over a usage error over OK."""
+    for code in (EXIT_FAILED, EXIT_UNKNOWN, EXIT_USAGE):
+        if code in codes:
+            return code
+    return EXIT_OK
+
+
+def _run_catalog(
+    args: argparse.Namespace, cases: list[Case], excluded: list[Case], config: RunConfig, folder: Path, jobs: int | str
+) -> int:
+    """Run the chosen cases under ``config`` into ``folder``, print the summary, and return the exit code."""
+    label = config.label
     chosen, left = plan(cases, config, excluded)
     at_once = min(len(chosen), starting_jobs(jobs, config.timing)) or 1
     print(
         f"running {len(chosen)} cases, {at_once} at once{' (auto)' if jobs == AUTO_JOBS else ''}, against {label!r} "
         f"(heartbeat interval {config.heartbeat_interval:g} s, "
-        f"report {config.timing.report_interval:g} s, master timeout {config.timing.master_heartbeat_timeout:g} s); "
-        f"report in {folder}",
+        f"report {config.timing.report_interval:g} s, master timeout {config.timing.master_heartbeat_timeout:g} s), "
+        f"master profile {config.master_profile.name}; report in {folder}",
         flush=True,
     )
     for skipped in left:
@@ -407,7 +526,7 @@ def _progress(i: int, total: int, result: CaseResult, running: int) -> None:
     print(line, flush=True)
 
 
-def _run_script(args: argparse.Namespace, declared: dict[str, float]) -> int:
+def _run_script(args: argparse.Namespace, declared: dict[str, float], profile: MasterProfile) -> int:
     script = load_script(args.script)
     label = _label(args)
     folder = _report_folder(args, label)
@@ -416,7 +535,7 @@ def _run_script(args: argparse.Namespace, declared: dict[str, float]) -> int:
     except StartupFailed as exc:
         return _startup_failed(exc.failure, folder)
     print(f"running {script.name} ({len(script.steps)} steps) against {label!r}; report in {folder}", flush=True)
-    outcome = run_scenario(args.worker, script, folder, heartbeat_interval=pace.interval)
+    outcome = run_scenario(args.worker, script, folder, heartbeat_interval=pace.interval, profile=profile)
     print(f"{outcome.verdict.value}: {outcome.reason}")
     gap = outcome.max_heartbeat_gap
     print(
@@ -483,6 +602,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
 
 def cmd_explore(args: argparse.Namespace) -> int:
     _, declared = _resolve_worker(args)
+    profile = _profiles(args)[0]
     parse_interval(args.heartbeat_interval)
     if args.examples < 1 or args.reproduce < 0:
         raise ScenarioError("--examples must be >= 1 and --reproduce >= 0")
@@ -512,6 +632,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         reproduce=args.reproduce,
         progress=progress,
         target=not args.no_target,
+        profile=profile,
     )
     (folder / "explore.json").write_text(json.dumps(result.to_json(), indent=2) + "\n", "utf-8")
     per_minute = 60 * len(result.examples) / result.duration if result.duration else 0.0
@@ -541,6 +662,59 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+COMPAT_RELEASES = ("2.8.6", "2.15.1", "2.20.0", "2.47.0")
+
+
+def cmd_compatibility(args: argparse.Namespace) -> int:
+    profiles = _profiles(args, many=True)
+    jobs = _jobs(args.jobs)
+    workers = [w.strip() for w in args.workers.split(",") if w.strip()]
+    if not workers:
+        raise ScenarioError("--workers: expected at least one worker")
+    for worker in workers:
+        render_command(worker, "127.0.0.1", 1, 1.0)  # a bad one (or a release that does not install) before any run
+    cases = select(args.cases)
+    folder = _report_folder(args, "compat")
+    matrix = run_compat_matrix(workers, profiles, cases, folder, args.heartbeat_interval, jobs)
+    matrix["command"] = f"locust-conformance compatibility --workers {','.join(workers)} --master-profile {args.master_profile}"
+    text = json.dumps(matrix, indent=2) + "\n"
+    page = render_compat(matrix)
+    for where in (folder, *([args.markdown.parent] if args.markdown is not None else [])):
+        (where / "compatibility.json").write_text(text, "utf-8")
+    (folder / "compatibility.md").write_text(page, "utf-8")
+    if args.markdown is not None:
+        args.markdown.write_text(page, "utf-8")
+    print(f"compatibility matrix: {folder / 'compatibility.md'}" + (f" and {args.markdown}" if args.markdown else ""))
+    unknown = [k for k, cell in matrix["cells"].items() if any(c["verdict"] == "UNKNOWN" for c in cell["cases"].values())]
+    if unknown:
+        print(f"UNKNOWN: cases could not be judged in {', '.join(unknown)}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    return EXIT_OK
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(coverage_markdown(all_cases()), end="")
+        return EXIT_OK
+    for rule in SPEC_RULES:
+        mark = "checked" if rule.checked else "NOT CHECKED"
+        print(f"{rule.id:<36} {mark:<12} {rule.text}")
+    checked = sum(1 for r in SPEC_RULES if r.checked)
+    print(f"{checked} of {len(SPEC_RULES)} rules checked")
+    return EXIT_OK
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    if args.json:
+        doc = [{"name": p.name, "stands_for": p.stands_for, "release": p.release, "knobs": p.knobs()} for p in PROFILES.values()]
+        print(json.dumps(doc, indent=2))
+    elif args.markdown:
+        print(profiles_markdown(all_cases()), end="")
+    else:
+        print(profiles_text(), end="")
+    return EXIT_OK
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     files = write_run_report(args.folder)
     print(f"report: {files.index}  (junit: {files.junit})")
@@ -548,10 +722,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_master(args: argparse.Namespace) -> int:
+    profile = _profiles(args)[0]
     script = load_script(args.script)
     interval = args.heartbeat_interval or script.heartbeat_interval
-    with FakeMaster(args.host, args.port, timing=LOCUST_TIMING.compressed(interval)) as fake:
-        print(f"fake master listening on {fake.endpoint} (heartbeat interval {interval:g} s)", flush=True)
+    with FakeMaster(args.host, args.port, timing=LOCUST_TIMING.compressed(interval), profile=profile) as fake:
+        print(
+            f"fake master listening on {fake.endpoint} (heartbeat interval {interval:g} s, master profile {profile.name})",
+            flush=True,
+        )
         result = run_script(fake, script)
     for record in fake.trace.records():
         print(format_record(record, fake.trace.t0))
@@ -574,6 +752,9 @@ def main(argv: list[str] | None = None) -> int:
         "master": cmd_master,
         "compare": cmd_compare,
         "report": cmd_report,
+        "profiles": cmd_profiles,
+        "compatibility": cmd_compatibility,
+        "coverage": cmd_coverage,
     }
     try:
         return commands[args.command](args)

@@ -117,6 +117,16 @@ _RULES = (
     Rule("spawn.duplicate", NONE, "a duplicated spawn is applied twice (counts are absolute: the same users)"),
     # handshake and the rest
     Rule("handshake.early-heartbeat", NONE, "heartbeats before the ack: the master ignores them"),
+    Rule(
+        "master.crashed",
+        MASTER,
+        "the message kills the master's client_listener: it reads nothing more from any worker, and they all go missing",
+    ),
+    Rule(
+        "handshake.ack-required",
+        MASTER,
+        "the worker waits for an ack its master never sends (before 2.10): no heartbeats, so the master marks it missing",
+    ),
     Rule("handshake.duplicate-ack", NONE, "client_ready after a second ack: the master registers the worker again"),
     Rule("handshake.identity-format", UI, "the master groups workers by the part of the id before '_' (its UI)"),
     Rule("heartbeat.resources", UI, "the master's UI shows no memory for the worker"),

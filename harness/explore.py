@@ -39,6 +39,7 @@ from harness.catalog import Case, CaseContext
 from harness.faults import Fault, FaultPlan
 from harness.launcher import WorkerProcess
 from harness.oracles import REPLY_DEADLINE_INTERVALS
+from harness.protocol.profiles import DEFAULT_PROFILE, MasterProfile
 from harness.protocol.messages import MessageType
 from harness.protocol.timing import Timing
 from harness.consequences import judged
@@ -204,6 +205,7 @@ class Exploration:
     started_at: str = ""
     duration: float = 0.0
     flaky: str = ""
+    master_profile: str = DEFAULT_PROFILE.name
 
     @property
     def unconfirmed(self) -> set[int]:
@@ -231,6 +233,7 @@ class Exploration:
                 "seed": self.seed,
                 "max_examples": self.max_examples,
                 "heartbeat_interval": self.heartbeat_interval,
+                "master_profile": self.master_profile,
                 "started_at": self.started_at,
                 "duration_s": round(self.duration, 1),
             },
@@ -266,6 +269,7 @@ def explore(
     progress: Progress | None = None,
     strategy: hypothesis.strategies.SearchStrategy[Schedule] | None = None,
     target: bool = True,
+    profile: MasterProfile = DEFAULT_PROFILE,
 ) -> Exploration:
     """Run up to ``max_examples`` drawn schedules against ``worker``; shrink, re-run and script a failure.
 
@@ -273,6 +277,7 @@ def explore(
     The same ``seed`` draws the same schedules in the same order until Hypothesis starts optimising the
     target (after about half of ``max_examples``): from there it follows the measured gaps. With
     ``target=False`` the whole sequence follows from the seed (for as long as the verdicts are the same).
+    ``profile``: the master release range the fake master behaves like (the repro script replays under it too).
     """
     result = Exploration(
         worker,
@@ -280,8 +285,9 @@ def explore(
         max_examples,
         heartbeat_interval,
         started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        master_profile=profile.name,
     )
-    config = RunConfig(worker, "explore", heartbeat_interval, declared=dict(declared or {}))
+    config = RunConfig(worker, "explore", heartbeat_interval, declared=dict(declared or {}), master_profile=profile)
     started = time.monotonic()
     shrink_until: list[float] = []  # set when the first failure is seen
     out_of_time: list[bool] = []  # the shrinker ran out of --shrink-time
@@ -381,7 +387,7 @@ _SCRIPT = '''"""A minimal schedule found by `locust-conformance explore` ({when}
 Against {worker} it failed: {failure}
 Reproduced {reproduced} of {runs} re-runs. Schedule ({steps} steps): {describe}
 
-    python {name} --worker CMD [--heartbeat-interval {interval:g}] [--attempts N] [--out DIR]
+    python {name} --worker CMD [--heartbeat-interval {interval:g}] [--attempts N] [--out DIR] [--master-profile {profile}]
 
 --attempts defaults to {attempts}: enough tries to reproduce at the rate measured, 99 times in 100.
 
@@ -395,7 +401,7 @@ from harness.explore import replay_main
 SCHEDULE = {schedule}
 
 if __name__ == "__main__":
-    sys.exit(replay_main(SCHEDULE, default_interval={interval!r}, attempts={attempts}))
+    sys.exit(replay_main(SCHEDULE, default_interval={interval!r}, attempts={attempts}, master_profile={profile!r}))
 '''
 
 
@@ -415,6 +421,7 @@ def repro_script(example: Example, exploration: Exploration) -> str:
         interval=exploration.heartbeat_interval,
         attempts=attempts_for(exploration.reproduced, exploration.reproduce_runs),
         schedule=pprint.pformat(example.schedule.to_dict(), width=110, sort_dicts=False),
+        profile=exploration.master_profile,
     )
 
 
@@ -438,7 +445,12 @@ def _docstring_safe(text: str) -> str:
 
 
 def replay_main(
-    schedule: dict[str, Any], *, default_interval: float = EXPLORE_INTERVAL, attempts: int = 1, argv: list[str] | None = None
+    schedule: dict[str, Any],
+    *,
+    default_interval: float = EXPLORE_INTERVAL,
+    attempts: int = 1,
+    master_profile: str = DEFAULT_PROFILE.name,
+    argv: list[str] | None = None,
 ) -> int:
     """Replay one schedule against ``--worker`` (the entry point of a generated repro script), up to ``attempts``
     times by default."""
@@ -471,5 +483,6 @@ def replay_main(
         description=plan.describe(),
         default_interval=default_interval,
         attempts=attempts,
+        master_profile=master_profile,
         argv=argv,
     )

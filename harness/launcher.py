@@ -32,6 +32,7 @@ from pathlib import Path
 from string import Formatter
 
 from harness.errors import LaunchError, ScenarioError
+from harness.locust_release import is_release, quoted_python, version_of
 from harness.output import OutputLine
 
 PEERS = Path(__file__).parent / "peers"
@@ -50,8 +51,16 @@ READ_CHUNK = 1 << 20
 OnLine = Callable[[float, str], None]
 
 
+def _builtin(template: str) -> str:
+    """The command template behind a built-in name; ``locust@VERSION`` is the ``locust`` one (run by that release)."""
+    if is_release(template):
+        version_of(template)  # a malformed one is a usage error here
+        return BUILTIN_WORKERS["locust"]
+    return BUILTIN_WORKERS.get(template, template)
+
+
 def _fields(template: str) -> set[str]:
-    return {name for _, name, _, _ in Formatter().parse(BUILTIN_WORKERS.get(template, template)) if name is not None}
+    return {name for _, name, _, _ in Formatter().parse(_builtin(template)) if name is not None}
 
 
 def takes_interval(template: str) -> bool:
@@ -60,8 +69,12 @@ def takes_interval(template: str) -> bool:
 
 
 def render_command(template: str, host: str, port: int, heartbeat_interval: float) -> str:
-    """Fill a worker command template: ``reference``, ``locust`` or any shell text with {host} {port}."""
-    template = BUILTIN_WORKERS.get(template, template)
+    """Fill a worker command template: ``reference``, ``locust``, ``locust@VERSION`` (that release of Locust, installed
+    into a cached environment on first use: ``harness.locust_release``) or any shell text with {host} {port}."""
+    python = shlex.quote(sys.executable)
+    if is_release(template):
+        python = quoted_python(version_of(template))
+    template = _builtin(template)
     fields = _fields(template)
     unknown = fields - PLACEHOLDERS
     if unknown:
@@ -72,7 +85,7 @@ def render_command(template: str, host: str, port: int, heartbeat_interval: floa
         host=host,
         port=port,
         heartbeat_interval=f"{heartbeat_interval:g}",
-        python=shlex.quote(sys.executable),
+        python=python,
         peers=shlex.quote(str(PEERS)),
     )
 

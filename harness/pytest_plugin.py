@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from harness.catalog import Case, CaseContext
     from harness.launcher import WorkerProcess
     from harness.pace import Pace
+    from harness.protocol.profiles import MasterProfile
     from harness.protocol.timing import Timing
     from harness.runner import CaseResult, NotRun, RunConfig
     from harness.startup import StartupFailure
@@ -91,6 +92,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "'locust-conformance run --fail-on')",
     )
     group.addoption("--lc-report", default=None, help="folder for the cases' evidence (default: pytest's tmp_path folders)")
+    group.addoption(
+        "--lc-master-profile",
+        default=None,
+        help="the Locust master release range the fake master behaves like: 2.0, 2.8, 2.15, 2.20 or 2.47 (default); "
+        "cases that do not apply under it are skipped as not run (see 'locust-conformance profiles')",
+    )
     parser.addini("lc_worker", "as --lc-worker", default=None)
     parser.addini("lc_cases", "as --lc-cases", default=None)
     parser.addini("lc_heartbeat_interval", "as --lc-heartbeat-interval", default=None)
@@ -100,6 +107,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("lc_strict", "as --lc-strict", type="bool", default=False)
     parser.addini("lc_fail_on", "as --lc-fail-on", default=None)
     parser.addini("lc_report", "as --lc-report", default=None)
+    parser.addini("lc_master_profile", "as --lc-master-profile", default=None)
 
 
 _STARTED = pytest.StashKey[datetime.datetime]()
@@ -152,6 +160,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     except ScenarioError as exc:
         raise pytest.UsageError(f"--lc-worker: {exc}") from exc
     _check_timing_options(config)
+    master_profile_of(config)  # an unknown profile is a usage error before anything runs
     cases = select(_option(config, "cases"))
     if not cases:
         raise pytest.UsageError(f"--lc-cases {_option(config, 'cases')!r} matches no case (see 'locust-conformance list')")
@@ -330,6 +339,19 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
 
+def master_profile_of(config: pytest.Config) -> MasterProfile:
+    """--lc-master-profile (or lc_master_profile), default 2.47; an unknown name stops the session with the known ones."""
+    from harness.protocol.profiles import DEFAULT_PROFILE, UnknownProfile, master_profile
+
+    name = _option(config, "master_profile")
+    if name is None:
+        return DEFAULT_PROFILE
+    try:
+        return master_profile(str(name))
+    except UnknownProfile as exc:
+        raise pytest.UsageError(f"--lc-master-profile: {exc}") from None
+
+
 def _config_of(config: pytest.Config) -> RunConfig:
     """The catalog items' run config: the --lc- options and the worker's pace (probed once per session)."""
     from harness.runner import RunConfig
@@ -339,7 +361,16 @@ def _config_of(config: pytest.Config) -> RunConfig:
     label = worker if worker in ("reference", "locust") else "custom"
     limit = _option(config, "max_case_seconds")
     user_class = str(_option(config, "user_class") or DEFAULT_USER_CLASS)
-    return RunConfig(worker, label, pace.interval, user_class, _declared(config), pace, float(limit) if limit else None)
+    return RunConfig(
+        worker,
+        label,
+        pace.interval,
+        user_class,
+        _declared(config),
+        pace,
+        float(limit) if limit else None,
+        master_profile_of(config),
+    )
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -402,11 +433,11 @@ def lc_timing(request: pytest.FixtureRequest, lc_worker_command: str) -> Timing:
 
 
 @pytest.fixture
-def fake_master(lc_timing: Timing) -> Iterator[FakeMaster]:
-    """A running fake master on 127.0.0.1, on a free port; closed after the test."""
+def fake_master(lc_timing: Timing, request: pytest.FixtureRequest) -> Iterator[FakeMaster]:
+    """A running fake master on 127.0.0.1, on a free port, behaving like --lc-master-profile's; closed after the test."""
     from fakemaster.master import FakeMaster
 
-    with FakeMaster(timing=lc_timing) as master:
+    with FakeMaster(timing=lc_timing, profile=master_profile_of(request.config)) as master:
         yield master
 
 
@@ -455,7 +486,14 @@ def lc_run(
         name = request.node.name
         case = Case(f"custom/{name}", "timing", title or name, expectation or "no FAILED verdict", "", body, budget)
         user_class = str(_option(request.config, "user_class") or DEFAULT_USER_CLASS)
-        config = RunConfig(lc_worker_command, "custom", lc_timing.heartbeat_interval, user_class, _declared(request.config))
+        config = RunConfig(
+            lc_worker_command,
+            "custom",
+            lc_timing.heartbeat_interval,
+            user_class,
+            _declared(request.config),
+            master_profile=master_profile_of(request.config),
+        )
         return run_case(case, config, tmp_path / "case")
 
     return run

@@ -31,6 +31,8 @@ from harness.launcher import BUILTIN_WORKERS, WorkerProcess, describe_exit, rend
 from harness.oracles import HARNESS_JITTER, NON_STRICT_GAP, Evidence, excused_windows, judge_run
 from harness.pace import parse_interval, resolve
 from harness.startup import StartupFailed
+from harness.protocol.profiles import DEFAULT_PROFILE, PROFILES, MasterProfile, UnknownProfile
+from harness.protocol.profiles import master_profile as master_profile_named
 from harness.protocol.master import master_can_read_heartbeat
 from harness.protocol.messages import MessageType
 from harness.protocol.timing import LOCUST_TIMING, Timing
@@ -174,7 +176,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def build_parser(title: str, description: str, default_interval: float, attempts: int) -> argparse.ArgumentParser:
+def build_parser(
+    title: str, description: str, default_interval: float, attempts: int, master_profile: str = DEFAULT_PROFILE.name
+) -> argparse.ArgumentParser:
     parser = _Parser(
         description=f"{title}\n\n{description}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -195,6 +199,11 @@ def build_parser(title: str, description: str, default_interval: float, attempts
     )
     parser.add_argument("--attempts", type=int, default=attempts, help=f"tries before 'not reproduced' (default {attempts})")
     parser.add_argument("--out", type=Path, default=None, help="keep the trace and the worker's log here")
+    parser.add_argument(
+        "--master-profile",
+        default=master_profile,
+        help=f"the Locust master release range the fake master behaves like: {', '.join(PROFILES)} (default {master_profile})",
+    )
     return parser
 
 
@@ -206,17 +215,19 @@ def main(
     description: str,
     default_interval: float = 0.25,
     attempts: int = 1,
+    master_profile: str = DEFAULT_PROFILE.name,
     argv: Sequence[str] | None = None,
 ) -> int:
     """Run a repro script from the command line; returns the exit code."""
-    parser = build_parser(title, description, default_interval, attempts)
+    parser = build_parser(title, description, default_interval, attempts, master_profile)
     args = parser.parse_args(argv)
     if args.attempts < 1:
         parser.error("--attempts must be at least 1")
     try:
         requested = parse_interval(args.heartbeat_interval)
         render_command(args.worker, "127.0.0.1", 1, 1.0)
-    except ConformanceError as exc:
+        profile = master_profile_named(args.master_profile)
+    except (ConformanceError, UnknownProfile) as exc:
         parser.error(str(exc))
     print(title)
     print(f"worker: {args.worker}")
@@ -237,7 +248,7 @@ def main(
         print(heartbeat_limits(timing))
         for attempt in range(1, args.attempts + 1):
             folder = (keep or Path(scratch)) / (f"attempt-{attempt}" if args.attempts > 1 else "")
-            code, lines = _attempt(drive, explain, args.worker, timing, folder)
+            code, lines = _attempt(drive, explain, args.worker, timing, folder, profile)
             label = f" (attempt {attempt} of {args.attempts})" if args.attempts > 1 else ""
             if code != EXIT_PASSES or attempt == args.attempts:
                 print(f"\n{lines[0]}{label}")
@@ -253,7 +264,9 @@ def main(
     return EXIT_UNKNOWN  # unreachable: the loop always returns
 
 
-def _attempt(drive: Drive, explain: Explain, worker: str, timing: Timing, folder: Path) -> tuple[int, list[str]]:
+def _attempt(
+    drive: Drive, explain: Explain, worker: str, timing: Timing, folder: Path, profile: MasterProfile = DEFAULT_PROFILE
+) -> tuple[int, list[str]]:
     """One run of the scenario; returns the exit code and the report's lines (headline first).
 
     Whatever goes wrong on our side (the master cannot bind, the process cannot be stopped, a bug in the
@@ -261,7 +274,7 @@ def _attempt(drive: Drive, explain: Explain, worker: str, timing: Timing, folder
     """
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with FakeMaster(timing=timing) as master:
+        with FakeMaster(timing=timing, profile=profile) as master:
             command = render_command(worker, master.host, master.port, timing.heartbeat_interval)
             process = WorkerProcess(command, folder / "worker.log", clock=master.clock.now, on_line=master.output_line)
             with process:

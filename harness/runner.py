@@ -43,6 +43,7 @@ from harness.oracles import (
 )
 from harness.pace import Pace
 from harness.protocol.messages import MessageType
+from harness.protocol.profiles import DEFAULT_PROFILE, MasterProfile
 from harness.protocol.timing import Timing
 from harness.root_causes import root_causes
 from harness.stacks import dump as dump_stacks
@@ -51,7 +52,7 @@ from harness.trace import Kind, TraceRecord, fault_windows, format_record, parse
 from harness.verdicts import Finding, Verdict, rank, worst
 from harness.worker_timing import timing_json, worker_timing
 
-RESULTS_SCHEMA_VERSION = 4  # documented in docs/results-schema.md; harness/report/results.schema.json
+RESULTS_SCHEMA_VERSION = 5  # documented in docs/results-schema.md; harness/report/results.schema.json
 DEFAULT_INTERVAL = 0.2
 STACK_DUMP_TIMEOUT = 15.0
 STOP_GRACE = 3.0  # seconds a worker gets to end on SIGTERM (at least two of its heartbeat intervals)
@@ -68,6 +69,7 @@ class RunConfig:
     declared: dict[str, float] = field(default_factory=dict)  # --worker-timing / worker profile periods (KEYS)
     pace: Pace | None = None  # how heartbeat_interval was settled (None: taken as given, not probed)
     max_case_seconds: float | None = None  # cases longer than this at the worker's timing are not run
+    master_profile: MasterProfile = DEFAULT_PROFILE  # the Locust master release range the fake master behaves like
 
     @property
     def timing(self) -> Timing:
@@ -177,7 +179,7 @@ def _run_case(case: Case, config: RunConfig, folder: Path, report: Path | None) 
     timing = config.timing
     folder.mkdir(parents=True, exist_ok=True)
     findings: list[Finding] = []
-    master = FakeMaster(timing=timing).start()
+    master = FakeMaster(timing=timing, profile=config.master_profile).start()
     if case.setup is not None:
         case.setup(master)  # before the worker exists
     command = ""
@@ -381,6 +383,11 @@ class RunResult:
                 "worker_timing": timing_json(config.timing),
                 "declared_timing": dict(config.declared),
                 "max_case_seconds": config.max_case_seconds,
+                "master_profile": {
+                    "name": config.master_profile.name,
+                    "stands_for": config.master_profile.stands_for,
+                    "knobs": config.master_profile.knobs(),
+                },
                 "jobs": self.jobs,
                 "user_class": config.user_class,
                 "started_at": self.started_at,
@@ -406,15 +413,18 @@ def _installed_version(distribution: str) -> str | None:
 
 
 def plan(cases: list[Case], config: RunConfig, excluded: list[Case] | None = None) -> tuple[list[Case], list[NotRun]]:
-    """The cases to run, and those left out: too long for ``config.max_case_seconds`` at the worker's timing, or
-    ``excluded`` (not selected by --cases)."""
+    """The cases to run, and those left out: meaningless under ``config.master_profile`` (``Case.needs``), too long
+    for ``config.max_case_seconds`` at the worker's timing, or ``excluded`` (not selected by --cases)."""
     timing = config.timing
     limit = config.max_case_seconds
     run: list[Case] = []
     left: list[NotRun] = []
     for case in cases:
         seconds = case.seconds(timing)
-        if limit is not None and seconds > limit:
+        why_not = case.not_applicable(config.master_profile)
+        if why_not is not None:
+            left.append(NotRun(case, why_not, seconds))
+        elif limit is not None and seconds > limit:
             left.append(
                 NotRun(case, f"would take up to {seconds:.0f} s at the worker's timing (--max-case-seconds {limit:g})", seconds)
             )

@@ -22,6 +22,7 @@ from fakemaster.script import Script, first_message_or_exit, run_script
 from harness.consequences import judged
 from harness.errors import ConformanceError, ProtocolViolation, ScenarioError
 from harness.launcher import WorkerProcess, describe_exit, render_command
+from harness.protocol.profiles import DEFAULT_PROFILE, MasterProfile
 from harness.protocol.findings import Violation
 from harness.protocol.schema import Severity
 from harness.protocol.timing import LOCUST_TIMING
@@ -92,12 +93,14 @@ def run_scenario(
     *,
     heartbeat_interval: float | None = None,
     startup_timeout: float = STARTUP_TIMEOUT,
+    profile: MasterProfile = DEFAULT_PROFILE,
 ) -> ScenarioOutcome:
-    """Start a fake master and the worker command, run ``script``, and write the evidence to ``report_dir``."""
+    """Start a fake master (behaving like ``profile``'s releases) and the worker command, run ``script``, and write the
+    evidence to ``report_dir``."""
     interval = heartbeat_interval or script.heartbeat_interval
     started = time.monotonic()
     outcome = ScenarioOutcome(report_dir, steps_total=len(script.steps))
-    master = FakeMaster(timing=LOCUST_TIMING.compressed(interval)).start()
+    master = FakeMaster(timing=LOCUST_TIMING.compressed(interval), profile=profile).start()
     judged_run = False
     try:
         outcome.command = render_command(worker, master.host, master.port, interval)

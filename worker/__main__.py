@@ -47,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--raise-every", type=int, default=0, help="every Nth task of a user raises (sent as 'exception')")
     u.add_argument("--busy-task", action="store_true", help="burn CPU during a request instead of sleeping")
     p.add_argument("--no-logs", action="store_true", help="do not send 'logs' messages")
+    p.add_argument(
+        "--locust-compat",
+        default=None,
+        metavar="VERSION",
+        type=compat_version,
+        help="behave as a Locust worker of this release where that keeps older masters working: below 2.10 (masters "
+        "that never ack), heartbeats start with client_ready instead of after the ack",
+    )
     p.add_argument("--loglevel", default="INFO")
     d = p.add_argument_group("defects (for testing the harness; never on by default)")
     d.add_argument(
@@ -58,6 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--list-defects", action="store_true", help="list the defects with a one-line description and exit")
     return p
+
+
+ACK_SINCE = (2, 10)  # the first Locust release whose master acks client_ready
+
+
+def compat_version(text: str) -> tuple[int, ...]:
+    """``2.8`` or ``2.8.6`` as a tuple of ints (argparse type: a bad value is a usage error)."""
+    parts = text.split(".")
+    if not 2 <= len(parts) <= 3 or not all(part.isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(f"expected a Locust release such as 2.8 or 2.8.6, got {text!r}")
+    return tuple(int(part) for part in parts)
 
 
 def timing_from(args: argparse.Namespace) -> Timing:
@@ -89,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         format=f"[%(asctime)s] {node_id.split('_')[0]}/%(levelname)s/%(name)s: %(message)s",
     )
     version: str | int = -1 if args.version_string == "-1" else args.version_string
-    config = WorkerConfig(node_id, timing_from(args), version, args.additional_wait_after_stop, not args.no_logs, defects)
+    waits_for_ack = args.locust_compat is None or args.locust_compat >= ACK_SINCE
+    config = WorkerConfig(
+        node_id, timing_from(args), version, args.additional_wait_after_stop, not args.no_logs, defects, waits_for_ack
+    )
     profile = TaskProfile(args.task_time, args.wait_time, "GET", args.fail_every, args.raise_every, args.busy_task)
     runtime: WorkerRuntime | ThreadedRuntime = (
         WorkerRuntime(args.master_host, args.master_port, config, profile)

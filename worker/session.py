@@ -126,6 +126,7 @@ class WorkerConfig:
     additional_wait_after_stop: float = 0.0
     send_logs: bool = True
     defects: frozenset[str] = frozenset()  # named bugs switched on (worker.defects); empty in the reference worker
+    waits_for_ack: bool = True  # False (--locust-compat below 2.10): start at once after client_ready, as workers did
 
 
 @dataclass
@@ -241,6 +242,9 @@ class WorkerSession:
             # DEFECT heartbeat-before-ack: heartbeats start now, before the ack, and the first one goes before client_ready.
             self._deadlines["heartbeat"] = now
             return [*self.tick(now), *self._send_client_ready(now)]
+        if not self.config.waits_for_ack:
+            # As a Locust worker before 2.10 (whose masters never ack): heartbeats and stats start with client_ready.
+            return [*self._send_client_ready(now), *self._connected(now)]
         return self._send_client_ready(now)
 
     def _send_client_ready(self, now: float) -> list[Effect]:
@@ -443,11 +447,16 @@ class WorkerSession:
         if self.phase is not Phase.CONNECTING:
             self._go(Event.RECV_ACK)
             return []
+        return self._connected(now)
+
+    def _connected(self, now: float) -> list[Effect]:
         self._go(Event.RECV_ACK)
         del self._deadlines["connect"]
         # As Locust: heartbeats, stats and logs start right after the ack.
         self._deadlines.update(heartbeat=now, stats=now, logs=now)
         self._arm_master_silence()
+        if not self.config.waits_for_ack:
+            return [self._log("info", "Connected to master (not waiting for an ack: --locust-compat below 2.10).")]
         return [self._log("info", f"Connected to master (index {self.index}).")]
 
     def _on_heartbeat(self, message: Message, now: float) -> list[Effect]:

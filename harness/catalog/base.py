@@ -11,8 +11,10 @@ import signal
 from fakemaster.master import FakeMaster
 from harness.launcher import WorkerProcess
 from harness.consequences import ROBUSTNESS, judged
+from harness.errors import ProtocolViolation
 from harness.oracles import SHUTDOWN_NOTE, Oracle
 from harness.protocol.messages import MessageType
+from harness.protocol.profiles import DEFAULT_PROFILE, MasterProfile
 from harness.protocol.timing import Timing
 from harness.startup import STARTUP_TIMEOUT, StartupFailed, wait_for_registration
 from harness.trace import TraceRecord
@@ -37,6 +39,14 @@ class Case:
     oracles: tuple[Oracle, ...] = ()  # extra oracles beyond the default set
     setup: Callable[[FakeMaster], None] | None = None  # runs on the master before the worker starts
     exclusive: bool = False  # needs a quiet machine (floods): never runs beside other cases
+    needs: tuple[str, ...] = ()  # master profile knobs (harness.protocol.profiles) the case is meaningless without
+
+    def not_applicable(self, profile: MasterProfile) -> str | None:
+        """Why the case does not apply under ``profile`` (a master that never does what it tests), or None."""
+        missing = [knob for knob in self.needs if not getattr(profile, knob)]
+        if not missing:
+            return None
+        return f"does not apply to a {profile.name} master ({profile.stands_for}): it has no {', '.join(missing)}"
 
     @property
     def kind(self) -> str:
@@ -58,6 +68,7 @@ class Case:
             "spec": self.spec,
             "budget_intervals": self.budget,
             "budget_waits": dict(self.waits),
+            "needs": list(self.needs),
         }
 
 
@@ -111,10 +122,24 @@ class CaseContext:
     # -- common sequences ----------------------------------------------------------------------
 
     def handshake(self) -> None:
-        """client_ready (acked automatically) and the first heartbeat."""
+        """client_ready (acked automatically, if the master profile acks) and the first heartbeat."""
         self.master.expect(MessageType.CLIENT_READY, STARTUP_TIMEOUT)
+        self.first_heartbeat()
+
+    def first_heartbeat(self) -> None:
+        """The first heartbeat after client_ready: after the ack, or (a master profile that never acks) without one."""
         # Up to the longest gap the real master tolerates: lateness itself is the liveness oracle's to grade.
-        self.expect(MessageType.HEARTBEAT, self.timing.missing_after_max / self.interval, what="after the ack")
+        within = self.timing.missing_after_max / self.interval
+        profile = self.master.profile
+        if profile.acks:
+            self.expect(MessageType.HEARTBEAT, within, what="after the ack")
+        elif self.master.wait_for(MessageType.HEARTBEAT, self.s(within)) is None:
+            raise ProtocolViolation(
+                "handshake.ack-required",
+                f"heartbeats after client_ready without an ack (a {profile.name} master, Locust {profile.stands_for}, "
+                "never acks; Locust workers before 2.10 did not wait for one)",
+                f"no heartbeat within {self.s(within):.2f} s of client_ready (a worker that waits for an ack sends none)",
+            )
 
     def spawn(
         self,
@@ -126,22 +151,25 @@ class CaseContext:
         parsed_options: dict[str, Any] | None = None,
     ) -> TraceRecord | None:
         """Send a spawn for ``users`` of the run's user class; with ``complete``, expect the matching spawning_complete."""
-        data = {
-            "timestamp": self.master.clock.wall() if timestamp is None else timestamp,
-            "user_classes_count": {self.user_class: users},
-            "host": None,
-            "stop_timeout": float(stop_timeout),
-            "parsed_options": parsed_options if parsed_options is not None else {},
-        }
+        data = self.master.profile.spawn_payload(
+            {self.user_class: users},
+            timestamp=self.master.clock.wall() if timestamp is None else timestamp,
+            stop_timeout=stop_timeout,
+            parsed_options=parsed_options,
+        )
         self.master.send(MessageType.SPAWN, data)
         if not complete:
             return None
-        return self.expect(
+        done = self.expect(
             MessageType.SPAWNING_COMPLETE,
             4,
             where=lambda d: users_of(d, self.user_class) == users,
             what=f"with user_classes_count {{{self.user_class!r}: {users}}}",
         )
+        if self.master.profile.spawning_complete_broadcast:
+            # 2.29+: the ramp's end, after the post-ramp wait for reports (not waited out here: nothing hangs on it).
+            self.master.broadcast(MessageType.SPAWNING_COMPLETE, {"user_count": users})
+        return done
 
     def quit(self, exit_within: float = 6) -> None:
         """Send quit and give the worker time to answer and exit (the shutdown oracles judge both; the real master
@@ -212,10 +240,14 @@ def case(
     oracles: tuple[Oracle, ...] = (),
     setup: Callable[[FakeMaster], None] | None = None,
     exclusive: bool = False,
+    needs: tuple[str, ...] = (),
 ) -> Callable[[Body], Body]:
-    """Register a case body under a stable id."""
+    """Register a case body under a stable id; ``needs``: the master profile knobs it applies under."""
     if category not in CATEGORIES:
         raise ValueError(f"unknown category {category!r}")
+    unknown_knobs = [knob for knob in needs if knob not in {*DEFAULT_PROFILE.knobs(), "acks"}]
+    if unknown_knobs:
+        raise ValueError(f"unknown master profile knobs {unknown_knobs} in needs of {id}")
     unknown = set(waits or {}) - set(KEYS)
     if unknown:
         raise ValueError(f"unknown periods {sorted(unknown)} in waits of {id}")
@@ -224,7 +256,7 @@ def case(
         if id in REGISTRY:
             raise ValueError(f"duplicate case id {id}")
         REGISTRY[id] = Case(
-            id, category, title, expectation, spec, body, budget, tuple((waits or {}).items()), oracles, setup, exclusive
+            id, category, title, expectation, spec, body, budget, tuple((waits or {}).items()), oracles, setup, exclusive, needs
         )
         return body
 

@@ -35,6 +35,7 @@ def first_message(ctx: CaseContext) -> None:
     6,
     waits={"connect-timeout": 1.6},
     setup=_no_auto_ack,
+    needs=("acks",),
 )
 def retry_until_ack(ctx: CaseContext) -> None:
     first = ctx.master.expect(MessageType.CLIENT_READY, 20)
@@ -60,6 +61,7 @@ def retry_until_ack(ctx: CaseContext) -> None:
     "§3.1",
     8,
     setup=_no_auto_ack,
+    needs=("acks",),
 )
 def ack_without_index(ctx: CaseContext) -> None:
     ctx.master.expect(MessageType.CLIENT_READY, 20)
@@ -76,6 +78,7 @@ def ack_without_index(ctx: CaseContext) -> None:
     "§3.1, §1.2",
     8,
     setup=_no_auto_ack,
+    needs=("acks",),
 )
 def ack_other_index(ctx: CaseContext) -> None:
     ctx.master.expect(MessageType.CLIENT_READY, 20)
@@ -91,6 +94,7 @@ def ack_other_index(ctx: CaseContext) -> None:
     "a second ack while running is ignored: no new client_ready, users keep running",
     "§3.1",
     10,
+    needs=("acks",),
 )
 def duplicate_ack(ctx: CaseContext) -> None:
     ctx.handshake()
@@ -120,4 +124,4 @@ def identity_format(ctx: CaseContext) -> None:
             "an identity like <hostname>_<hex>",
             f"{node_id!r} (the master groups workers by the part before '_')",
         )
-    ctx.expect(MessageType.HEARTBEAT, 3)
+    ctx.first_heartbeat()

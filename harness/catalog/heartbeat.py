@@ -57,6 +57,7 @@ def no_master_replies(ctx: CaseContext) -> None:
     "master heartbeat replies delayed by 0.5-1.0 interval; the worker's cadence is unchanged",
     "§3.2",
     12,
+    needs=("heartbeat_reply",),
 )
 def delayed_replies(ctx: CaseContext) -> None:
     ctx.handshake()
@@ -71,6 +72,7 @@ def delayed_replies(ctx: CaseContext) -> None:
     "half of the master's heartbeat replies dropped; the worker's cadence is unchanged and it does not quit",
     "§3.2",
     12,
+    needs=("heartbeat_reply",),
 )
 def dropped_replies(ctx: CaseContext) -> None:
     ctx.handshake()

@@ -24,6 +24,7 @@ def _accepted_since(ctx: CaseContext, t: float) -> bool:
     "on reconnect the worker closes its socket and connects again with the same identity; heartbeats go on",
     "§3.10, §7.1.8",
     10,
+    needs=("reconnect_on_bad_frame",),
 )
 def reconnect_message(ctx: CaseContext) -> None:
     ctx.handshake()
@@ -77,6 +78,7 @@ def master_restart(ctx: CaseContext) -> None:
     "§5.3, §7.1.8",
     10,
     waits={"master-timeout": 1 + MARGIN},
+    needs=("heartbeat_reply",),
 )
 def master_silence(ctx: CaseContext) -> None:
     ctx.handshake()
@@ -109,6 +111,7 @@ def master_silence(ctx: CaseContext) -> None:
     "§5.3",
     14,
     waits={"master-timeout": 1 + MARGIN},
+    needs=("heartbeat_reply",),
 )
 def master_death(ctx: CaseContext) -> None:
     ctx.handshake()
@@ -134,6 +137,7 @@ def master_death(ctx: CaseContext) -> None:
     "§5.3",
     10,
     waits={"master-timeout": 0.5},
+    needs=("heartbeat_reply",),
 )
 def short_silence(ctx: CaseContext) -> None:
     ctx.handshake()

@@ -117,6 +117,7 @@ def rapid_sequence(ctx: CaseContext) -> None:
     "nested maps, mixed arrays, nil, a datetime and big ints in parsed_options do not disturb the worker",
     "§3.4, §7.1.4",
     8,
+    needs=("parsed_options", "ext_hooks"),  # (a master before 2.20 cannot send the datetime)
 )
 def odd_parsed_options(ctx: CaseContext) -> None:
     ctx.handshake()
@@ -138,6 +139,7 @@ def odd_parsed_options(ctx: CaseContext) -> None:
     "M->W spawning_complete {user_count} and update_user_class are handled or ignored; the worker keeps working",
     "§3.4, §3.11",
     10,
+    needs=("spawning_complete_broadcast",),
 )
 def master_notices(ctx: CaseContext) -> None:
     ctx.handshake()

@@ -43,6 +43,7 @@ def unknown_flood(ctx: CaseContext) -> None:
     "§3.2, §5.2",
     16,
     exclusive=True,
+    needs=("heartbeat_reply",),
 )
 def heartbeat_flood(ctx: CaseContext) -> None:
     ctx.handshake()

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from harness.consequences import judged
 from harness.oracles.evidence import Evidence, Oracle
 from harness.oracles.liveness import NON_STRICT_GAP, check_heartbeat_liveness, heartbeat_gaps
+from harness.oracles.master_crash import check_master_crash
 from harness.oracles.order import check_protocol_order
 from harness.oracles.progress import check_replies
 from harness.oracles.schema import check_schema
@@ -27,6 +28,7 @@ DEFAULT_ORACLES: tuple[Oracle, ...] = (
     check_stats,
     check_stats_deltas,
     check_final_stats_on_quit,
+    check_master_crash,
 )
 
 

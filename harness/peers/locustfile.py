@@ -11,15 +11,21 @@ import time
 
 from locust import User, constant, runners, task
 
+# Every interval constant the running release has (older ones lack some: WORKER_LOG_REPORT_INTERVAL is 2.29+).
+_CONSTANTS = (
+    "HEARTBEAT_INTERVAL",
+    "MASTER_HEARTBEAT_TIMEOUT",
+    "CONNECT_TIMEOUT",
+    "WORKER_REPORT_INTERVAL",
+    "FALLBACK_INTERVAL",
+    "CPU_MONITOR_INTERVAL",
+    "WORKER_LOG_REPORT_INTERVAL",
+)
 _scale = float(os.environ.get("LC_HEARTBEAT_INTERVAL", "1")) / runners.HEARTBEAT_INTERVAL
 if _scale != 1:
-    runners.HEARTBEAT_INTERVAL = runners.HEARTBEAT_INTERVAL * _scale
-    runners.MASTER_HEARTBEAT_TIMEOUT = runners.MASTER_HEARTBEAT_TIMEOUT * _scale
-    runners.CONNECT_TIMEOUT = runners.CONNECT_TIMEOUT * _scale
-    runners.WORKER_REPORT_INTERVAL = runners.WORKER_REPORT_INTERVAL * _scale
-    runners.FALLBACK_INTERVAL = runners.FALLBACK_INTERVAL * _scale
-    runners.CPU_MONITOR_INTERVAL = runners.CPU_MONITOR_INTERVAL * _scale
-    runners.WORKER_LOG_REPORT_INTERVAL = runners.WORKER_LOG_REPORT_INTERVAL * _scale
+    for _name in _CONSTANTS:
+        if hasattr(runners, _name):
+            setattr(runners, _name, getattr(runners, _name) * _scale)
 
 
 class ConformanceUser(User):

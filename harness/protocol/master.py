@@ -9,6 +9,11 @@ each worker, as switchable behaviours:
   (unknown workers get no reply, as in Locust);
 * ``track_liveness``: run the real liveness counter on every tick.
 
+What the automatic behaviours do follows ``profile`` (``harness.protocol.profiles``): whether and how it acks,
+whether it answers heartbeats, whose node_id it trusts, what it does with messages from workers it does not know
+(a release whose ``client_listener`` died on them is emulated as ``crashed``: nothing more is read, and every worker
+goes missing), a ``reconnect`` for an undecodable frame, and whether missing workers are ever deleted.
+
 ``client_stopped`` and a worker's ``quit`` unregister it (the real master deletes
 the node), so later heartbeats go unanswered until the next ``client_ready``.
 Nothing here reads the clock: ``now`` is passed in, ``next_tick`` is returned.
@@ -22,6 +27,7 @@ from harness.errors import MalformedFrame
 from harness.protocol.codec import DEFAULT_MAX_FRAME_BYTES, decode
 from harness.protocol.findings import Violation
 from harness.protocol.messages import Direction, Message, MessageType
+from harness.protocol.profiles import DEFAULT_PROFILE, MasterProfile, Unknown
 from harness.protocol.schema import LENIENT_NIL, MAY_FAIL, Severity, check_payload, well_formed_heartbeat
 from harness.protocol.timing import LOCUST_TIMING, LivenessChange, LivenessCounter, Timing
 
@@ -71,8 +77,6 @@ def _inbound(identity: bytes, frames: tuple[bytes, ...], message: Message | None
     return inbound
 
 
-# Violations after which the real master cannot have read the message at all.
-_UNREADABLE = {"envelope.identity", "framing.frames", "direction"}
 # Plain str and module-level constants on the per-message path: comparing a str with a StrEnum member, or
 # reading a member off its class, costs several times a plain str comparison or a global lookup.
 _MASTER_ONLY = frozenset(t.value for t in (MessageType.ACK, MessageType.SPAWN, MessageType.STOP, MessageType.RECONNECT))
@@ -93,13 +97,37 @@ _MAY_FAIL_W2M = MAY_FAIL[_W2M]
 _LENIENT_W2M = LENIENT_NIL[_W2M]
 
 
+# The messages whose sender the master must know, and the profile knob that says what happens when it does not.
+_UNKNOWN_REACTION = {
+    MessageType.SPAWNING.value: "unknown_spawning",
+    MessageType.SPAWNING_COMPLETE.value: "unknown_spawning_complete",
+    MessageType.CLIENT_STOPPED.value: "unknown_client_stopped",
+}
+
+
+def _unsliceable_version(data: object) -> bool:
+    """2.5+ compares ``data[0:4]`` with its own version: truthy data other than -1 that cannot be sliced raises."""
+    if not data or data == -1:
+        return False
+    return not isinstance(data, (str, bytes, list, tuple))
+
+
+# Why ``recv_from_client`` could not decode a payload (harness.protocol.codec's rules), and what the master does:
+# a receive error (logged; 2.13.2+ reconnects a known sender), decoded anyway and ignored, or (the rest) an exception
+# that kills client_listener (locust-protocol.md 7.2).
+_RECEIVE_ERRORS = frozenset({"codec.trailing-bytes", "codec.utf8"})
+_READ_ANYWAY = frozenset({"codec.size", "codec.type-field", "codec.node-id"})
+_EXCEPTION = MessageType.EXCEPTION.value
+CRASH_NOTE = "client_listener crashed on "  # the NOTE an emulated crash leaves (the oracle master.crashed reads it)
+
 # Identities remembered for the fast path (beyond this, new ones take the general path: a bound on memory).
 _MAX_NAMES = 100_000
 
 
 def master_can_read_heartbeat(data: object) -> bool:
-    """What ``client_listener`` needs of a heartbeat: ``state`` (any string) and ``current_cpu_usage``."""
-    return isinstance(data, dict) and isinstance(data.get("state"), str) and "current_cpu_usage" in data
+    """What ``client_listener`` needs of a heartbeat: a ``state`` and a ``current_cpu_usage`` it can compare with 90
+    (anything else raises in the listener)."""
+    return isinstance(data, dict) and "state" in data and isinstance(data.get("current_cpu_usage"), (int, float))
 
 
 @dataclass
@@ -111,10 +139,14 @@ class MasterCore:
     auto_heartbeat: bool = True
     track_liveness: bool = True
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    profile: MasterProfile = DEFAULT_PROFILE
     workers: dict[str, WorkerView] = field(default_factory=dict)
     indexes: dict[str, int] = field(default_factory=dict)
     next_tick: float | None = None
     skipped_ticks: int = 0
+    crashed: str | None = None  # why the emulated client_listener died (this profile's master would have)
+    notes: list[str] = field(default_factory=list)  # what the profile made the master do, for the adapter to record
+    _last: Message | None = None  # the last message handled (2.13.2+ handles it again after a reconnect)
     _names: dict[bytes, str] = field(default_factory=dict)  # UTF-8 identities seen, decoded (the fast path's key)
 
     def start(self, now: float) -> None:
@@ -220,50 +252,144 @@ class MasterCore:
         return message
 
     def react(self, inbound: Inbound) -> tuple[list[Message], list[tuple[str, LivenessChange]]]:
-        """Update the worker bookkeeping for a received message.
+        """Update the worker bookkeeping for a received message, as the profile's ``client_listener`` would.
 
         Returns:
             the automatic replies, and any liveness change (a self-heal).
         """
+        if self.crashed is not None:
+            return [], []
         msg = inbound.message
         errors = {v.rule for v in inbound.violations if v.severity is _ERROR} if inbound.violations else _NO_ERRORS
-        if msg is None or errors & _UNREADABLE:
-            return [], []  # the real master could not have processed this frame either
+        if "envelope.identity" in errors:
+            return [], []  # an identity that is not UTF-8: logged ("Unrecognized message"), never answered
+        if "framing.frames" in errors:
+            return self._first_frame(inbound.identity, inbound.frames)  # the master reads the first payload frame only
+        if msg is None:
+            rule = next((v.rule for v in inbound.violations if v.rule.startswith("codec.")), "codec.not-msgpack")
+            return self._undecodable(inbound.identity, rule)
         return self.react_clean(inbound.identity, msg, errors)
+
+    def _first_frame(self, identity: bytes, frames: tuple[bytes, ...]) -> tuple[list[Message], list[tuple[str, LivenessChange]]]:
+        """A message in several frames: ``recv_from_client`` decodes the first payload frame and drops the rest."""
+        try:
+            msg = decode(frames[0] if frames else b"", self.max_frame_bytes)
+        except MalformedFrame as exc:
+            return self._undecodable(identity, exc.rule)
+        return self.react_clean(identity, msg)
+
+    def _undecodable(self, identity: bytes, rule: str) -> tuple[list[Message], list[tuple[str, LivenessChange]]]:
+        """A payload the master could not turn into a message, by why (``rule``, harness.protocol.codec's)."""
+        if rule in _RECEIVE_ERRORS:
+            name = self._names.get(identity)
+            if not (self.profile.reconnect_on_bad_frame and name is not None and name in self.workers):
+                return [], []  # logged only (before 2.10: a ROUTER reset, not emulated: see docs/master-profiles.md)
+            # 2.13.2+: ``reconnect`` to that worker; and, with no ``continue`` after it, the listener handles the
+            # previous message again under this worker's id.
+            self.notes.append(f"master profile {self.profile.name}: reconnect sent to {name!r} for a frame it could not decode")
+            replies: list[Message] = [Message(MessageType.RECONNECT, None, name)]
+            changes: list[tuple[str, LivenessChange]] = []
+            if self._last is not None:
+                self.notes.append(
+                    f"master profile {self.profile.name}: the previous {self._last.type} handled again for {name!r}"
+                )
+                replies_again, changes = self.react_clean(identity, self._last)
+                replies += replies_again
+            return replies, changes
+        if rule in _READ_ANYWAY or (rule == "codec.ext-hook" and not self.profile.ext_hooks):
+            return [], []  # decoded by the real master, and ignored (or a payload it cannot act on)
+        self._crash(f"a frame it could not decode ({rule})")
+        return [], []
 
     def react_clean(
         self, identity: bytes, msg: Message, errors: frozenset[str] | set[str] = _NO_ERRORS
     ) -> tuple[list[Message], list[tuple[str, LivenessChange]]]:
         """``react`` for a message ``accept`` returned (no violation): the same bookkeeping, without an Inbound.
 
-        (``react`` passes the rules its message broke as ``errors``.)
+        (``react`` passes the rules its message broke as ``errors``; the profile's master reads what it can.)
         """
+        if self.crashed is not None:
+            return [], []
+        self._last = msg
         msg_type = msg.type
-        if msg_type == _CLIENT_READY and not errors & {f"schema.{msg_type}"}:
+        profile = self.profile
+        data = msg.data
+        if msg_type == _CLIENT_READY:
+            if not data:
+                return [], []  # "An old (pre 2.0) worker tried to connect": refused, no ack
+            if profile.version_slice_check and _unsliceable_version(data):
+                self._crash(f"client_ready data {data!r} that cannot be sliced (TypeError)")
+                return [], []
             # Locust registers and acks by the socket identity, not by the payload's node_id.
             return self._client_ready(identity.decode("utf-8", "replace")), []
-        node = self.workers.get(msg.node_id)
+        node_id = msg.node_id if profile.node_id_from_payload else identity.decode("utf-8", "replace")
+        node = self.workers.get(node_id)
         if node is None:
-            return [], []
-        if msg_type == _HEARTBEAT and master_can_read_heartbeat(msg.data):
+            return self._from_unknown(msg_type, node_id), []
+        if msg_type == _HEARTBEAT:
+            if not master_can_read_heartbeat(data):
+                self._crash(f"a heartbeat it cannot read ({data!r}: KeyError or TypeError)")
+                return [], []
             healed = node.liveness.heartbeat()
-            node.state = str(msg.data["state"])
-            replies = [Message(MessageType.HEARTBEAT, None, msg.node_id)] if self.auto_heartbeat else []
-            return replies, [(msg.node_id, healed)] if healed else []
+            node.state = str(data["state"])
+            reply = self.auto_heartbeat and profile.heartbeat_reply
+            replies = [Message(MessageType.HEARTBEAT, None, node_id)] if reply else []
+            return replies, [(node_id, healed)] if healed else []
         if msg_type == _SPAWNING:
             node.state = "spawning"
-        elif msg_type == _SPAWNING_COMPLETE and isinstance(msg.data, dict):
-            node.state = "running"
-            node.user_classes_count = dict(msg.data.get("user_classes_count") or {})
+        elif msg_type == _SPAWNING_COMPLETE:
+            if not isinstance(data, dict):
+                self._crash(f"spawning_complete data {data!r} (TypeError)")
+            elif "user_classes_count" not in data:
+                return self._from_unknown(msg_type, node_id, "without user_classes_count"), []  # the same KeyError
+            else:
+                node.state = "running"
+                counts = data["user_classes_count"]
+                node.user_classes_count = dict(counts) if isinstance(counts, dict) else {}
+        elif msg_type == _EXCEPTION and not (isinstance(data, dict) and "msg" in data and "traceback" in data):
+            self._crash(f"an exception message without msg or traceback ({data!r}: KeyError or TypeError)")
         elif msg_type in _LEAVING:
-            del self.workers[msg.node_id]
+            del self.workers[node_id]
         return [], []
+
+    def _from_unknown(self, msg_type: str, node_id: str, why: str = "") -> list[Message]:
+        """What this profile's master does with ``msg_type`` from a worker it does not know (or, ``why``, with one it
+        knows whose message raises the same KeyError)."""
+        reaction = _UNKNOWN_REACTION.get(msg_type)
+        if reaction is None:
+            return []  # heartbeats, stats and the rest from an unknown worker are ignored by every release
+        how = getattr(self.profile, reaction)
+        sender = f"worker {node_id!r} {why}" if why else f"unknown worker {node_id!r}"
+        if how is Unknown.CRASH:
+            self._crash(f"{msg_type} from {sender} (KeyError)")
+        elif how is Unknown.QUIT:
+            self.notes.append(f"master profile {self.profile.name}: quit sent to {sender} for its {msg_type}")
+            return [Message(MessageType.QUIT, None, node_id)]
+        return []
+
+    def _crash(self, why: str) -> None:
+        self.crashed = why
+        self.notes.append(
+            f"master profile {self.profile.name}: {CRASH_NOTE}{why}; as the real master, this one reads nothing more "
+            "(its workers would go missing: liveness is no longer counted, the finding master.crashed says why)"
+        )
 
     def _client_ready(self, node_id: str) -> list[Message]:
         index = self.indexes.setdefault(node_id, len(self.indexes))
         self.workers.pop(node_id, None)  # re-registration makes it the latest registered worker
-        self.workers[node_id] = WorkerView(node_id, index, liveness=LivenessCounter.for_timing(self.timing))
-        return [Message(MessageType.ACK, {"index": index}, node_id)] if self.auto_ack else []
+        self.workers[node_id] = WorkerView(
+            node_id, index, liveness=LivenessCounter.for_timing(self.timing, deletes=self.profile.delete_missing)
+        )
+        if not (self.auto_ack and self.profile.acks):
+            return []
+        return [Message(MessageType.ACK, self.profile.ack_data(index), node_id)]
+
+    def forget(self) -> None:
+        """What a restarted master knows: nothing (no workers, no indexes), with a listener that reads again."""
+        self.workers.clear()
+        self.indexes.clear()
+        self.crashed = None
+        self._last = None
 
     def skip_tick(self, now: float) -> None:
         """The tick due at ``now`` does not run; its time passes, counted in ``skipped_ticks``.
@@ -294,7 +420,7 @@ class MasterCore:
             missed = int((now - self.next_tick) // interval) + 1
             self.skipped_ticks += missed
             self.next_tick += missed * interval
-        if not self.track_liveness:
+        if not self.track_liveness or self.crashed is not None:
             return changes
         for node in list(self.workers.values()):
             change = node.liveness.tick()

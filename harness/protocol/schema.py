@@ -220,7 +220,8 @@ MASTER_SCHEMAS: dict[str, Check] = {
             "user_classes_count": COUNTS,
             "host": optional(STR),
             "stop_timeout": optional(NUMBER),
-            "parsed_options": map_of(STR, ANY),
+            # Masters before 2.2 send none: a deviation from 2.47, which a worker can do without.
+            "parsed_options": Field(map_of(STR, ANY), missing=Severity.DEVIATION),
         }
     ),
     MessageType.SPAWNING_COMPLETE: record({"user_count": INT}),

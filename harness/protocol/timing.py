@@ -72,7 +72,7 @@ class LivenessCounter:
     """The master's per-worker counter (``WorkerNode.heartbeat``), with the tick rule."""
 
     liveness: int = 3
-    dead_at: int = -60
+    dead_at: int | None = -60  # None: never deleted (masters before 2.8.4)
     counter: int = 3
     missing: bool = False
 
@@ -86,7 +86,7 @@ class LivenessCounter:
 
     def tick(self) -> LivenessChange | None:
         """One ``heartbeat_worker`` tick, exactly as Locust orders its checks."""
-        if self.missing and self.counter <= self.dead_at:
+        if self.missing and self.dead_at is not None and self.counter <= self.dead_at:
             return LivenessChange.DEAD
         if self.counter < 0 and not self.missing:
             self.missing = True
@@ -95,8 +95,9 @@ class LivenessCounter:
         return None
 
     @classmethod
-    def for_timing(cls, timing: Timing) -> LivenessCounter:
-        return cls(timing.heartbeat_liveness, timing.heartbeat_dead, timing.heartbeat_liveness)
+    def for_timing(cls, timing: Timing, *, deletes: bool = True) -> LivenessCounter:
+        """The counter at ``timing``; ``deletes=False`` never reports DEAD (before 2.8.4 missing workers stayed)."""
+        return cls(timing.heartbeat_liveness, timing.heartbeat_dead if deletes else None, timing.heartbeat_liveness)
 
 
 def liveness_history(

@@ -94,6 +94,9 @@ class MasterSide(Shared):
         broken = message is None or any(v.severity is Severity.ERROR for v in violations)
         self._record(Kind.RECV, NODE, message, (frame,) if broken else (), len(frame), violations)
         replies, changes = self.core.react(inbound)
+        notes = self.core.notes
+        while notes:
+            self._record(Kind.NOTE, note=notes.pop(0))
         for reply in replies:
             if reply.type == MessageType.HEARTBEAT:
                 if self.silenced:

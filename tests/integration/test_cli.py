@@ -41,7 +41,7 @@ def test_run_catalog_subset_writes_results(tmp_path: Path) -> None:
         "stop-quit/06-quit-while-ready",
     }
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["schema_version"] == 4 and results["summary"]["OK"] == 2
+    assert results["schema_version"] == 5 and results["summary"]["OK"] == 2
     assert (tmp_path / "junit.xml").is_file() and (tmp_path / "index.html").is_file() and "report:" in done.stdout
     assert [c["id"] for c in results["cases"]] == ["spawn/01-basic", "stop-quit/06-quit-while-ready"]
     assert all(c["verdict"] == "OK" and c["duration_s"] > 0 for c in results["cases"])
@@ -186,6 +186,6 @@ def test_catalog_page_is_in_step_with_the_code() -> None:
 
 
 def test_a_report_that_cannot_be_written_is_a_harness_failure_not_a_pass(tmp_path: Path) -> None:
-    (tmp_path / "results.json").write_text('{"schema_version": 4, "run": {}, "summary": {}, "cases": [], "not_run": []}')
+    (tmp_path / "results.json").write_text('{"schema_version": 5, "run": {}, "summary": {}, "cases": [], "not_run": []}')
     done = run_cli("report", str(tmp_path))
     assert done.returncode == 3 and "does not match the results schema" in done.stderr and "$.run" in done.stderr

@@ -80,7 +80,7 @@ def test_explore_finds_the_deadlock_and_shrinks_it_to_a_repro_script(tmp_path: P
     assert reproduction == {"reproduced": failed_again, "runs": 2}
     script = tmp_path / "repro_explore.py"
     attempts = attempts_for(failed_again, 2)
-    assert f"--attempts defaults to {attempts}:" in script.read_text() and f"attempts={attempts})" in script.read_text()
+    assert f"--attempts defaults to {attempts}:" in script.read_text() and f"attempts={attempts}," in script.read_text()
     found = subprocess.run(
         [sys.executable, str(script), "--worker", command_for("lock-across-recv"), "--attempts", "8"],
         capture_output=True,

@@ -109,6 +109,16 @@ def test_bad_options_are_usage_errors(pytester: pytest.Pytester) -> None:
     assert "a positive number of seconds" in bad_interval.stderr.str()
 
 
+def test_a_master_profile_runs_the_cases_that_apply_and_skips_the_rest(pytester: pytest.Pytester) -> None:
+    cases = "handshake/05*,heartbeat/04*"  # an ack (2.10+), heartbeat replies (2.19+)
+    result = run(pytester, "--lc-worker", "reference", "--lc-cases", cases, "--lc-master-profile", "2.15")
+    result.assert_outcomes(passed=1, skipped=1)
+    assert "does not apply to a 2.15 master" in result.stdout.str()
+    unknown = run(pytester, "--lc-worker", "reference", "--lc-master-profile", "2.9")
+    assert unknown.ret == pytest.ExitCode.USAGE_ERROR
+    assert "unknown master profile '2.9'" in unknown.stderr.str()
+
+
 def test_xdist_runs_write_a_report_folder_per_worker(pytester: pytest.Pytester, tmp_path: Path) -> None:
     report = tmp_path / "report"
     result = run(

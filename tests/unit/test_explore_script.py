@@ -29,3 +29,11 @@ def test_backslashes_and_quotes_in_the_evidence_cannot_break_the_script() -> Non
     exploration = Exploration('java -jar "w.jar" --port {port} \\N', 1, 5, 0.1)
     tree = ast.parse(repro_script(example, exploration))
     assert "no crash" in (ast.get_docstring(tree) or "")
+
+
+def test_the_script_replays_under_the_master_profile_it_was_found_under() -> None:
+    example = Example(1, Schedule(), Verdict.FAILED, None, 1.0, [], "generate")
+    exploration = Exploration("reference", 1, 5, 0.1, master_profile="2.15")
+    calls = [n for n in ast.walk(ast.parse(repro_script(example, exploration))) if isinstance(n, ast.Call)]
+    replay = next(c for c in calls if getattr(c.func, "id", "") == "replay_main")
+    assert {k.arg: ast.literal_eval(k.value) for k in replay.keywords}["master_profile"] == "2.15"

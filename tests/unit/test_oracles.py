@@ -288,6 +288,7 @@ def test_default_oracles_are_the_documented_set() -> None:
         "check_stats",
         "check_stats_deltas",
         "check_final_stats_on_quit",
+        "check_master_crash",
     }
 
 

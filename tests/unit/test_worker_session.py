@@ -99,13 +99,14 @@ class Driver:
     timing: Timing = TIMING
     stop_wait: float = 0.0
     send_logs: bool = True
+    waits_for_ack: bool = True
     now: float = 0.0
     timeline: list[tuple[float, Effect]] = field(default_factory=list)
     reports: int = 0
 
     def __post_init__(self) -> None:
         self.stats = RequestStats(0.0)
-        config = WorkerConfig(NODE, self.timing, LOCUST_VERSION, self.stop_wait, self.send_logs)
+        config = WorkerConfig(NODE, self.timing, LOCUST_VERSION, self.stop_wait, self.send_logs, waits_for_ack=self.waits_for_ack)
         self.session = WorkerSession(config, report=self._report, resources=lambda: (CPU, RSS))
 
     def _report(self, reset: bool) -> dict[str, Any]:
@@ -697,7 +698,6 @@ def test_info_messages_are_logged(d: Driver) -> None:
     ("message_type", "data"),
     [
         ("spawn", {k: v for k, v in spawn_data({"A": 1}, 100.0).items() if k != "timestamp"}),
-        ("spawn", {k: v for k, v in spawn_data({"A": 1}, 100.0).items() if k != "parsed_options"}),
         ("spawn", {k: v for k, v in spawn_data({"A": 1}, 100.0).items() if k != "host"}),
         ("spawn", {**spawn_data({"A": 1}, 100.0), "timestamp": "yesterday"}),
         ("spawn", {**spawn_data({"A": 1}, 100.0), "user_classes_count": {"A": "many"}}),
@@ -717,6 +717,30 @@ def test_malformed_payloads_are_logged_and_ignored(d: Driver, message_type: str,
     assert d.session.phase is before
     assert d.sent("spawning") == []
     assert d.session.last_spawn_timestamp == 0.0
+
+
+def test_a_spawn_without_parsed_options_is_applied(d: Driver) -> None:
+    """Masters before 2.2 send no parsed_options (Locust's own 2.2+ worker dies of the KeyError): ours spawns."""
+    d.connect()
+    old = {k: v for k, v in spawn_data({"A": 2}, 100.0).items() if k != "parsed_options"}
+    d.applied(d.recv("spawn", old))
+    assert [m.data["user_classes_count"] for _, m in d.sent("spawning_complete")] == [{"A": 2}]
+
+
+def test_locust_compat_below_2_10_heartbeats_without_an_ack(steps: list[Step]) -> None:
+    """--locust-compat 2.8: heartbeats and stats start with client_ready (a pre-2.10 master never acks), client_ready
+    is sent once, and a later ack (a 2.10+ master) changes nothing."""
+    d = Driver(waits_for_ack=False)
+    d.start()
+    d.advance(10 * TIMING.heartbeat_interval)
+    assert len(d.sent("client_ready")) == 1
+    assert len(d.sent("heartbeat")) >= 10 and d.sent("stats")
+    d.recv("ack", {"index": 3})
+    d.advance(12 * TIMING.heartbeat_interval)
+    assert len(d.sent("client_ready")) == 1
+    d.applied(d.spawn({"A": 1}, 100.0))
+    assert d.sent("spawning_complete")
+    assert_phase_history(steps, d.session.phase)
 
 
 def test_malformed_frame_is_logged(d: Driver) -> None:
