@@ -53,7 +53,7 @@ test: $(STAMP) browser go-peer jvm-peer
 	@$(BIN)/python -m harness.locust_release $(OLD_LOCUSTS) > $(VENV)/old-locusts.log 2>&1 & pid=$$!; \
 	  $(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/lint-imports --no-cache && $(PYTEST) -n 2 $(PURE_TESTS); status=$$?; \
 	  wait $$pid || cat $(VENV)/old-locusts.log; exit $$status
-	$(PYTEST) $(addprefix --ignore=,$(PURE_TESTS))
+	$(PYTEST) --durations=15 $(addprefix --ignore=,$(PURE_TESTS))
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .hypothesis

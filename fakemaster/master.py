@@ -34,7 +34,7 @@ from harness.faults import FaultPlan, malformed_frames
 from harness.protocol.codec import DEFAULT_MAX_FRAME_BYTES, encode
 from harness.protocol.master import MasterCore, WorkerView
 from harness.protocol.messages import Message
-from harness.protocol.profiles import DEFAULT_PROFILE, MasterProfile
+from harness.protocol.profiles import DEFAULT_PROFILE, NO_ACK_NOTE, MasterProfile
 from harness.protocol.timing import LOCUST_TIMING, Timing
 from harness.trace import Kind, Trace, TraceRecord
 
@@ -133,6 +133,8 @@ class FakeMaster:
         """Bind the ROUTER and start the socket thread."""
         self._loop.start()
         self.note(f"master bound on tcp://{self.host}:{self.port}")
+        profile = self.profile
+        self.note(f"master profile {profile.name} (Locust {profile.stands_for}){'' if profile.acks else ': ' + NO_ACK_NOTE}")
         return self
 
     def close(self) -> None:

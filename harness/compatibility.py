@@ -28,6 +28,7 @@ class Explanation:
     key: str
     applies: Callable[[tuple[int, ...], str, str, frozenset[str]], bool]  # (worker release, profile, case id, oracles)
     text: str
+    only: str = ""  # "locust": holds for Locust's own worker (locust@VERSION) only
 
 
 def _release(version: str) -> tuple[int, ...]:
@@ -49,55 +50,77 @@ def _heartbeats_only(oracles: frozenset[str]) -> bool:
     return bool(oracles) and all(o.startswith("heartbeat.") for o in oracles)
 
 
+def _only(oracles: frozenset[str], allowed: frozenset[str]) -> bool:
+    """Every oracle that gave the case its verdict is one the explanation covers (heartbeat.* always may follow)."""
+    return bool(oracles) and all(o in allowed or o.startswith("heartbeat.") for o in oracles)
+
+
+_LOCUST_ONLY = "locust"  # an explanation about Locust's own worker: never for the reference worker or a command
+
 EXPLANATIONS: tuple[Explanation, ...] = (
     Explanation(
         "ack-wait",
-        lambda w, p, c, o: "handshake.ack-required" in o,
+        lambda w, p, c, o: "handshake.ack-required" in o and _only(o, frozenset({"handshake.ack-required"})),
         "the worker (2.10+) waits for an ack that a master before 2.10 never sends: it never heartbeats, so the master "
         "marks it missing 4-5 s after each client_ready (every retry re-creates the node), and after 61 unanswered "
         "tries (about 5 minutes) the worker exits with 255 (locust-versions.md section 2)",
     ),
     Explanation(
         "parsed-options",
-        lambda w, p, c, o: p == "2.0" and w >= (2, 2) and bool(o & _DEAF),
+        lambda w, p, c, o: p == "2.0" and w >= (2, 2) and _only(o, _DEAF),
         "a 2.0/2.1 master's spawn has no parsed_options, which a 2.2+ worker reads unconditionally: its message "
         "greenlet dies of the KeyError and no spawn is ever applied (locust-versions.md section 4)",
+        _LOCUST_ONLY,
     ),
     Explanation(
         "receive-loop-dies",
-        lambda w, p, c, o: (c.startswith("malformed/") or c == "storms/03-mixed-flood") and bool(o & _DEAF),
+        lambda w, p, c, o: (c.startswith("malformed/") or c == "storms/03-mixed-flood") and _only(o, _DEAF),
         "Locust's worker lets an undecodable frame or a payload of the wrong types end its receive greenlet: heartbeats "
         "go on, but no later spawn, stop or quit is handled (every release; docs/locust-worker-verdicts.md)",
+        _LOCUST_ONLY,
     ),
     Explanation(
         "no-retry-before-2.10",
-        lambda w, p, c, o: w < (2, 10) and c == "handshake/02-retry-until-ack" and "progress" in o,
+        lambda w, p, c, o: w < (2, 10) and c == "handshake/02-retry-until-ack" and _only(o, frozenset({"progress"})),
         "before 2.10 the worker sends client_ready once and never waits for an ack (its masters sent none): a "
         "client_ready that is lost, or left unanswered as this case does, is never sent again",
+        _LOCUST_ONLY,
     ),
     Explanation(
         "no-reconnect-before-2.10",
-        lambda w, p, c, o: w < (2, 10) and c == "reconnect/01-reconnect-message" and "reconnect.socket" in o,
+        lambda w, p, c, o: w < (2, 10) and c == "reconnect/01-reconnect-message" and _only(o, frozenset({"reconnect.socket"})),
         "reconnect is a 2.10 message: an older worker ignores it and keeps the connection the master gave up on",
+        _LOCUST_ONLY,
     ),
     Explanation(
         "no-master-timeout-before-2.19",
-        lambda w, p, c, o: w < (2, 19) and c in ("reconnect/03-master-silence-timeout", "reconnect/04-master-death"),
+        lambda w, p, c, o: (
+            w < (2, 19)
+            and c in ("reconnect/03-master-silence-timeout", "reconnect/04-master-death")
+            and _only(o, frozenset({"shutdown.master-silence", "shutdown.master-death"}))
+        ),
         "the worker's 60 s master timeout is 2.19's (with the master's heartbeat replies): an older worker never gives "
         "up on a silent or dead master (optional, hence UNIMPLEMENTED; locust-versions.md section 1)",
+        _LOCUST_ONLY,
     ),
     Explanation(
         "spawning-complete-per-message",
-        lambda w, p, c, o: w < (2, 29) and c == "timing/02-reordered-spawns" and bool(o & {"order.spawn-counts", "spawn.stale"}),
+        lambda w, p, c, o: (
+            w < (2, 29)
+            and c == "timing/02-reordered-spawns"
+            and _only(o, frozenset({"order.spawn-counts", "spawn.stale", "progress"}))
+        ),
         "before 2.29 the worker sends spawning_complete from its local event, which fires for the spawn it is still "
         "ramping when a stale one arrives: it reports the older count and never the newest (issue #2671, fixed by "
         "PR #2728 in 2.29.0)",
+        _LOCUST_ONLY,
     ),
     Explanation(
         "identity-race",
-        lambda w, p, c, o: c == "reconnect/01-reconnect-message" and "reconnect.identity-race" in o,
+        lambda w, p, c, o: c == "reconnect/01-reconnect-message" and _only(o, frozenset({"reconnect.identity-race"})),
         "Locust's worker reconnects at once with the same identity and can lose the race against its own old "
         "connection: the master's ROUTER then ignores the new one (docs/locust-expected.json)",
+        _LOCUST_ONLY,
     ),
     Explanation(
         "flood-logging",
@@ -105,6 +128,7 @@ EXPLANATIONS: tuple[Explanation, ...] = (
         "Locust's worker logs every unknown or stale message of a flood in its one event loop, and its heartbeats fall "
         "behind (at 0.2 s intervals here: five times less margin than at Locust's 1 s); how far varies by release and "
         "by run",
+        _LOCUST_ONLY,
     ),
     Explanation(
         "gevent-jitter",
@@ -112,15 +136,22 @@ EXPLANATIONS: tuple[Explanation, ...] = (
         "one heartbeat gap just past the 1.5-interval margin (NON-STRICT: the master still counts the worker alive): "
         "Locust's gevent loop runs its heartbeat late now and then, which at 0.2 s intervals on a loaded machine crosses "
         "the margin; at Locust's own 1 s pace it does not (tests/interop/test_foreign_workers.py)",
+        _LOCUST_ONLY,
     ),
 )
 
 
 def explain(worker: str, profile: str, case: dict[str, Any]) -> str:
-    """The key of the first explanation that matches ``case`` (a results.json case entry), or UNEXPLAINED."""
+    """The key of the first explanation that matches ``case`` (a results.json case entry), or UNEXPLAINED. A crash of
+    the master (``master.crashed``) is never explained away."""
     oracles = frozenset(f["oracle"] for f in case["findings"] if f["verdict"] == case["verdict"])
+    if "master.crashed" in oracles:
+        return UNEXPLAINED
     version = _worker_version(worker)
+    locust = worker.startswith("locust@")
     for explanation in EXPLANATIONS:
+        if explanation.only == _LOCUST_ONLY and not locust:
+            continue
         if explanation.applies(version, profile, case["id"], oracles):
             return explanation.key
     return UNEXPLAINED

@@ -78,18 +78,28 @@ def _to_stderr(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def ensure(version: str, *, root: Path | None = None, say: Say = _to_stderr, timeout: float = INSTALL_TIMEOUT) -> Path:
-    """The interpreter of a complete environment with ``locust==version``, created now if need be.
+def ensure(
+    version: str,
+    *,
+    root: Path | None = None,
+    say: Say = _to_stderr,
+    timeout: float = INSTALL_TIMEOUT,
+    lock_timeout: float | None = None,
+) -> Path:
+    """The interpreter of a complete environment with ``locust==version``, created now if need be (``timeout``: the
+    most the install may take; ``lock_timeout``: the most to wait for other processes' installs, default a few).
 
     Raises:
         LocustReleaseError: the release does not exist on the package index, or does not install on this Python
             (the message says which, and lists the releases the index has).
     """
+    version_of(PREFIX + version)  # a malformed one never names a folder (an empty one would be the cache itself)
     root = root or cache_dir()
     if installed(version, root):
         return python_of(version, root)
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / ".install.lock", timeout, say):  # one install at a time: they share the network and the CPU
+    waits = LOCK_WAITS * (timeout + QUERY_TIMEOUT) if lock_timeout is None else lock_timeout
+    with _locked(root / ".install.lock", waits, say):  # one install at a time: they share the network and the CPU
         if installed(version, root):  # another process finished it while this one waited
             return python_of(version, root)
         say(f"locust@{version}: first use, installing locust=={version} into {root / version} (once; reused after)")
@@ -134,11 +144,18 @@ def _run_until(command: list[str], deadline: float, what: str) -> tuple[int, str
     try:
         output, _ = process.communicate(timeout=max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
+        _kill(process)
         raise LocustReleaseError(f"installing {what} did not finish in time; it was stopped and nothing was kept") from None
+    except BaseException:  # an interrupt: pip and its builds end before the caller removes their folder
+        _kill(process)
+        raise
     return process.returncode, output
+
+
+def _kill(process: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
 
 
 def _install_failed(version: str, output: str) -> LocustReleaseError:
@@ -189,6 +206,7 @@ def _run(command: list[str], deadline: float, what: str) -> None:
 
 
 LOCK_POLL = 0.5
+LOCK_WAITS = 4  # installs another process may finish (each with its failure query) before this one gives up
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from fakemaster.master import FakeMaster
 from fakemaster.script import first_message_or_exit
 from harness.errors import ConformanceError, HarnessFault, ProtocolViolation
 from harness.launcher import BUILTIN_WORKERS, WorkerProcess, describe_exit, render_command
-from harness.oracles import HARNESS_JITTER, NON_STRICT_GAP, Evidence, excused_windows, judge_run
+from harness.oracles import HARNESS_JITTER, NON_STRICT_GAP, Evidence, excused_windows, heartbeats_due_from, judge_run
 from harness.pace import parse_interval, resolve
 from harness.startup import StartupFailed
 from harness.protocol.profiles import DEFAULT_PROFILE, PROFILES, MasterProfile, UnknownProfile
@@ -74,15 +74,15 @@ class Recording:
 
     def heartbeats(self) -> list[float]:
         """When each heartbeat the real master could read arrived, after the ack (seconds since start)."""
-        acks = [r.t for r in self.records if r.kind is Kind.SEND and r.type == MessageType.ACK]
-        if not acks:
+        due = heartbeats_due_from(self.records)
+        if due is None:
             return []
         return [
             self.rel(r.t)
             for r in self.records
             if r.kind is Kind.RECV
             and r.type == MessageType.HEARTBEAT
-            and r.t >= acks[0]
+            and r.t >= due
             and r.message is not None
             and master_can_read_heartbeat(r.message.data)
         ]

@@ -5,10 +5,10 @@ an empty list means nothing wrong was seen. They never raise for a bad worker.
 
 One module per family, none importing another (an import-linter contract): ``liveness`` (heartbeats),
 ``socket_safety`` (crash signals, crash signs in the output, garbled frames), ``schema``, ``order`` (the protocol's
-order and states), ``progress`` (spawns and stops answered in time), ``stats`` (integrity, deltas, the final report)
-and ``shutdown`` (exit after quit); ``connections`` reads the socket monitor's notes (the identity race a case
-names). They share ``evidence`` (what they judge) and ``spawns`` (which spawn a spawning_complete answers);
-``judging`` runs them all. This package re-exports the public names of each.
+order and states), ``progress`` (spawns and stops answered in time), ``stats`` (integrity, deltas, the final report),
+``shutdown`` (exit after quit) and ``master_crash`` (a message that kills the master's listener); ``connections``
+reads the socket monitor's notes (the identity race a case names). They share ``evidence`` (what they judge) and
+``spawns`` (which spawn a spawning_complete answers); ``judging`` runs them all. This package re-exports the public names of each.
 """
 
 from harness.oracles.connections import Connection, IdentityRace, connections, identity_race
@@ -30,7 +30,13 @@ from harness.oracles.judging import (
     overload_tolerance,
     overloaded,
 )
-from harness.oracles.liveness import HARNESS_JITTER, NON_STRICT_GAP, check_heartbeat_liveness, heartbeat_gaps
+from harness.oracles.liveness import (
+    HARNESS_JITTER,
+    NON_STRICT_GAP,
+    check_heartbeat_liveness,
+    heartbeat_gaps,
+    heartbeats_due_from,
+)
 from harness.oracles.order import ACTED_ON_WHEN_UNKNOWN, check_protocol_order
 from harness.oracles.progress import REPLY_DEADLINE_INTERVALS, check_replies, worker_state_at
 from harness.oracles.schema import check_schema
@@ -68,6 +74,7 @@ __all__ = [
     "connections",
     "excused_windows",
     "heartbeat_gaps",
+    "heartbeats_due_from",
     "identity_race",
     "judge",
     "judge_run",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from harness.consequences import judged
 from harness.oracles.evidence import Evidence, shutdown_began
 from harness.protocol.master import master_can_read_heartbeat
 from harness.protocol.messages import MessageType
-from harness.trace import Kind
+from harness.protocol.profiles import NO_ACK_NOTE
+from harness.trace import Kind, TraceRecord
 from harness.verdicts import Finding
 
 NON_STRICT_GAP = 1.5  # heartbeat gaps above this many intervals are NON-STRICT (the master still accepts them)
@@ -21,11 +22,11 @@ def check_heartbeat_liveness(ev: Evidence) -> list[Finding]:
     """The real master's missing rule -> FAILED; a gap above 1.5 x interval -> NON-STRICT."""
     findings: list[Finding] = []
     interval = ev.timing.heartbeat_interval
-    acks = ev.sent(MessageType.ACK)
-    if not acks:
+    due = heartbeats_due_from(ev.records)
+    if due is None:
         return findings  # heartbeats are only due once the worker has been acked
     for rec in ev.records:
-        if rec.t < acks[0].t:
+        if rec.t < due:
             continue  # a case that withholds the ack lets the master's counter run down: our doing
         if rec.t > ev.end:
             break  # after the observation ended (the worker was being stopped): not judged
@@ -61,6 +62,20 @@ def check_heartbeat_liveness(ev: Evidence) -> list[Finding]:
     return findings
 
 
+def heartbeats_due_from(records: Sequence[TraceRecord]) -> float | None:
+    """When heartbeats became due: the first ack; under a master profile that never acks, the first client_ready
+    (None: neither yet)."""
+    no_ack = False
+    for r in records:
+        if r.kind is Kind.SEND and r.type == MessageType.ACK:
+            return r.t
+        if r.kind is Kind.NOTE and r.note.endswith(NO_ACK_NOTE):
+            no_ack = True
+        elif no_ack and r.kind is Kind.RECV and r.type == MessageType.CLIENT_READY:
+            return r.t
+    return None
+
+
 def heartbeat_gaps(ev: Evidence) -> list[tuple[float, float]]:
     """``(start, length)`` of every silence between readable heartbeats, from the first ack until the worker began
     shutting down (the master's quit, its own, a signal the case sent) or observation ended.
@@ -68,17 +83,15 @@ def heartbeat_gaps(ev: Evidence) -> list[tuple[float, float]]:
     A window in which the harness could not hear the worker excuses its own span only: the silence before it
     and after it is judged, so heartbeats that never resume after a master restart are a gap like any other.
     """
-    acks = ev.sent(MessageType.ACK)
-    if not acks:
+    due = heartbeats_due_from(ev.records)
+    if due is None:
         return []
     beats = [
-        r.t
-        for r in ev.received(MessageType.HEARTBEAT)
-        if r.t >= acks[0].t and r.message and master_can_read_heartbeat(r.message.data)
+        r.t for r in ev.received(MessageType.HEARTBEAT) if r.t >= due and r.message and master_can_read_heartbeat(r.message.data)
     ]
     shutdown = shutdown_began(ev)
     stop = min(ev.end, shutdown[0]) if shutdown is not None else ev.end
-    points = [acks[0].t, *[b for b in beats if b <= stop], stop]
+    points = [due, *[b for b in beats if b <= stop], stop]
     gaps: list[tuple[float, float]] = []
     for a, b in zip(points, points[1:], strict=False):
         if b > a:

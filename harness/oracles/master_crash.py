@@ -13,8 +13,9 @@ from harness.verdicts import Finding
 def check_master_crash(ev: Evidence) -> list[Finding]:
     """FAILED master.crashed, naming the message, if the emulated master's listener died during the run."""
     for record in ev.records:
-        if record.kind is Kind.NOTE and CRASH_NOTE in record.note:
-            profile, _, rest = record.note.partition(": ")
+        profile, _, rest = record.note.partition(": ")
+        # (only the core's own note: other notes may quote a node_id, which the worker chose)
+        if record.kind is Kind.NOTE and profile.startswith("master profile ") and rest.startswith(CRASH_NOTE):
             cause = rest.removeprefix(CRASH_NOTE).split("; as the real master")[0]
             return [
                 judged(

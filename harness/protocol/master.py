@@ -105,6 +105,17 @@ _UNKNOWN_REACTION = {
 }
 
 
+def _readable_exception(data: object) -> bool:
+    """What ``log_exception`` needs, from any sender: ``msg`` and a ``traceback`` it can hash."""
+    if not (isinstance(data, dict) and "msg" in data and "traceback" in data):
+        return False
+    try:
+        hash(data["traceback"])
+    except TypeError:
+        return False
+    return True
+
+
 def _unsliceable_version(data: object) -> bool:
     """2.5+ compares ``data[0:4]`` with its own version: truthy data other than -1 that cannot be sliced raises."""
     if not data or data == -1:
@@ -281,7 +292,10 @@ class MasterCore:
     def _undecodable(self, identity: bytes, rule: str) -> tuple[list[Message], list[tuple[str, LivenessChange]]]:
         """A payload the master could not turn into a message, by why (``rule``, harness.protocol.codec's)."""
         if rule in _RECEIVE_ERRORS:
-            name = self._names.get(identity)
+            try:
+                name: str | None = identity.decode("utf-8")
+            except UnicodeDecodeError:
+                name = None
             if not (self.profile.reconnect_on_bad_frame and name is not None and name in self.workers):
                 return [], []  # logged only (before 2.10: a ROUTER reset, not emulated: see docs/master-profiles.md)
             # 2.13.2+: ``reconnect`` to that worker; and, with no ``continue`` after it, the listener handles the
@@ -322,6 +336,9 @@ class MasterCore:
                 return [], []
             # Locust registers and acks by the socket identity, not by the payload's node_id.
             return self._client_ready(identity.decode("utf-8", "replace")), []
+        if msg_type == _EXCEPTION and not _readable_exception(data):
+            self._crash(f"an exception message without a msg and a hashable traceback ({data!r}: KeyError or TypeError)")
+            return [], []
         node_id = msg.node_id if profile.node_id_from_payload else identity.decode("utf-8", "replace")
         node = self.workers.get(node_id)
         if node is None:
@@ -346,8 +363,6 @@ class MasterCore:
                 node.state = "running"
                 counts = data["user_classes_count"]
                 node.user_classes_count = dict(counts) if isinstance(counts, dict) else {}
-        elif msg_type == _EXCEPTION and not (isinstance(data, dict) and "msg" in data and "traceback" in data):
-            self._crash(f"an exception message without msg or traceback ({data!r}: KeyError or TypeError)")
         elif msg_type in _LEAVING:
             del self.workers[node_id]
         return [], []

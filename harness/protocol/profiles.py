@@ -167,6 +167,9 @@ _P247 = MasterProfile(
     }
 )
 
+# What a master that never acks notes when it starts: the liveness oracles then count heartbeats from client_ready.
+NO_ACK_NOTE = "never acks: heartbeats are due from client_ready"
+
 PROFILES: dict[str, MasterProfile] = {p.name: p for p in (_P20, _P28, _P215, _P220, _P247)}
 DEFAULT_PROFILE = _P247
 ALL = "all"

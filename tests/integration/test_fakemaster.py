@@ -339,7 +339,8 @@ def test_bad_input_is_recorded_with_raw_bytes(
 
 
 def test_bad_input_barrage_then_a_fresh_worker_is_acked(small_master: FakeMaster, make_peer: PeerFactory) -> None:
-    """Every bad input in a row from one peer: all recorded, none answered, and the master still works."""
+    """Every bad input in a row from one peer: all recorded and none answered. The first frame that is no message kills
+    the emulated client_listener, as it kills the real one (noted in the trace); a restart revives it."""
     w = make_peer(small_master, b"w-bad")
     for _, frames, _ in BAD_INPUTS:
         w.send_frames(frames)
@@ -359,7 +360,10 @@ def test_bad_input_barrage_then_a_fresh_worker_is_acked(small_master: FakeMaster
     assert len(odd) == 1 and "envelope.identity" in rules(odd[0])
     bad_identity.assert_silent(0.05)
     w.assert_silent(0.05)  # the node-id mismatch and delimiter cases are heartbeats of an unknown worker
+    notes = [r.note for r in small_master.trace.records() if r.kind is Kind.NOTE]
+    assert any("client_listener crashed on a frame it could not decode" in n for n in notes), notes
 
+    small_master.restart(0.05)  # a new master process: a listener that reads again
     assert make_peer(small_master, b"w-fresh").register() == 0
     assert w.register() == 1  # the misbehaving peer itself can still register properly
 

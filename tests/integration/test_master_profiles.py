@@ -57,23 +57,24 @@ def test_the_fake_master_speaks_the_profile_on_the_wire(tmp_path: Path) -> None:
 
 def test_run_all_profiles_writes_a_case_by_profile_matrix(tmp_path: Path) -> None:
     done = subprocess.run(
-        [*CLI, "run", "--master-profile", "all", "--cases", "handshake/01*,reconnect/05*", "--report", str(tmp_path)],
+        [*CLI, "run", "--master-profile", "2.8,2.20", "--cases", "handshake/01*,reconnect/05*", "--report", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=300,
         stdin=subprocess.DEVNULL,
     )
-    assert done.returncode == 1, done.stdout + done.stderr  # the reference worker waits for an ack: 2.0 and 2.8 fail
+    assert done.returncode == 1, done.stdout + done.stderr  # the reference worker waits for an ack: 2.8 fails
     matrix = json.loads((tmp_path / "matrix" / "compare.json").read_text())
     cells = matrix["cases"]
-    columns = [f"reference@{name}" for name in ("2.0", "2.8", "2.15", "2.20", "2.47")]
+    columns = ["reference@2.8", "reference@2.20"]
     assert [i["label"] for i in matrix["implementations"]] == columns
-    assert [cells["handshake/01-first-message"][c] for c in columns] == ["FAILED", "FAILED", "OK", "OK", "OK"]
+    assert [cells["handshake/01-first-message"][c] for c in columns] == ["FAILED", "OK"]
     # the short master silence only exists where the master heartbeats (2.19+)
-    assert [cells["reconnect/05-short-silence-tolerated"][c] for c in columns] == ["NOT-RUN", "NOT-RUN", "NOT-RUN", "OK", "OK"]
-    results = json.loads((tmp_path / "profile-2.15" / "results.json").read_text())
-    assert results["run"]["master_profile"]["name"] == "2.15"
+    assert [cells["reconnect/05-short-silence-tolerated"][c] for c in columns] == ["NOT-RUN", "OK"]
+    results = json.loads((tmp_path / "profile-2.20" / "results.json").read_text())
+    assert results["run"]["master_profile"]["name"] == "2.20"
     assert results["run"]["master_profile"]["knobs"]["ack"] == "index"
+    assert "master profile 2.0 " not in done.stdout  # 'all' is the same loop over every profile
 
 
 def test_an_unknown_profile_is_a_usage_error() -> None:

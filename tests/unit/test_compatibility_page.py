@@ -35,3 +35,13 @@ def test_an_explanation_needs_its_oracle_not_only_its_case() -> None:
     assert explain("locust@2.20.0", "2.20", _case("timing/02-reordered-spawns", "FAILED", "spawn.stale")) == (
         "spawning-complete-per-message"
     )
+
+
+def test_locust_explanations_never_excuse_another_worker_or_a_master_crash() -> None:
+    garbage = _case("malformed/01-garbage", "FAILED", "socket.output")
+    assert explain("locust@2.47.0", "2.47", garbage) == "receive-loop-dies"
+    assert explain("reference", "2.47", garbage) == UNEXPLAINED  # a regression of ours is never blamed on Locust
+    crashed = _case("malformed/01-garbage", "FAILED", "socket.output", "master.crashed")
+    assert explain("locust@2.47.0", "2.47", crashed) == UNEXPLAINED
+    mixed = _case("malformed/01-garbage", "FAILED", "socket.output", "stats.integrity")
+    assert explain("locust@2.47.0", "2.47", mixed) == UNEXPLAINED  # every oracle of the verdict must be covered

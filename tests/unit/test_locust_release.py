@@ -12,6 +12,9 @@ from harness.locust_release import LocustReleaseError, ensure, installed, is_rel
 
 
 def test_release_names() -> None:
+    for bad in ("", "..", "2.15"):  # never a folder name that could be the cache itself or above it
+        with pytest.raises(LocustReleaseError):
+            ensure(bad, root=Path("/nonexistent-cache"), say=lambda _: None)
     assert is_release("locust@2.15.1") and not is_release("locust") and not is_release("reference")
     assert version_of("locust@2.15.1") == "2.15.1"
     for bad in ("locust@2.15", "locust@latest", "locust@", "locust@2.15.1; rm -rf /"):
@@ -55,5 +58,5 @@ def test_waiting_for_another_install_has_a_deadline(tmp_path: Path) -> None:
     with (tmp_path / ".install.lock").open("a") as other:
         fcntl.flock(other, fcntl.LOCK_EX)
         with pytest.raises(LocustReleaseError, match="another process has been installing"):
-            ensure("2.15.1", root=tmp_path, say=said.append, timeout=1.0)
+            ensure("2.15.1", root=tmp_path, say=said.append, lock_timeout=1.0)
     assert said == [f"waiting for another process's install in {tmp_path} to finish"]
