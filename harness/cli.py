@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -675,15 +676,13 @@ def cmd_compatibility(args: argparse.Namespace) -> int:
         render_command(worker, "127.0.0.1", 1, 1.0)  # a bad one (or a release that does not install) before any run
     cases = select(args.cases)
     folder = _report_folder(args, "compat")
-    matrix = run_compat_matrix(workers, profiles, cases, folder, args.heartbeat_interval, jobs)
-    matrix["command"] = f"locust-conformance compatibility --workers {','.join(workers)} --master-profile {args.master_profile}"
-    text = json.dumps(matrix, indent=2) + "\n"
+    command = f"locust-conformance compatibility --workers {','.join(workers)} --master-profile {args.master_profile}"
+    matrix = run_compat_matrix(workers, profiles, cases, folder, args.heartbeat_interval, jobs, command)
     page = render_compat(matrix)
-    for where in (folder, *([args.markdown.parent] if args.markdown is not None else [])):
-        (where / "compatibility.json").write_text(text, "utf-8")
     (folder / "compatibility.md").write_text(page, "utf-8")
     if args.markdown is not None:
         args.markdown.write_text(page, "utf-8")
+        shutil.copyfile(folder / "compatibility.json", args.markdown.parent / "compatibility.json")
     print(f"compatibility matrix: {folder / 'compatibility.md'}" + (f" and {args.markdown}" if args.markdown else ""))
     unknown = [k for k, cell in matrix["cells"].items() if any(c["verdict"] == "UNKNOWN" for c in cell["cases"].values())]
     if unknown:

@@ -158,7 +158,13 @@ def explain(worker: str, profile: str, case: dict[str, Any]) -> str:
 
 
 def run_matrix(
-    workers: Sequence[str], profiles: Sequence[MasterProfile], cases: list[Case], out: Path, interval: float, jobs: int | str
+    workers: Sequence[str],
+    profiles: Sequence[MasterProfile],
+    cases: list[Case],
+    out: Path,
+    interval: float,
+    jobs: int | str,
+    command: str = "",
 ) -> dict[str, Any]:
     """Run ``cases`` for every worker x profile into ``out/<worker>/<profile>/``; returns the matrix (also written to
     ``out/compatibility.json``)."""
@@ -169,13 +175,15 @@ def run_matrix(
             config = RunConfig(worker, f"{worker}@{profile.name}", interval, master_profile=profile)
             print(f"== {worker} under master profile {profile.name}", flush=True)
             run_catalog(cases, config, folder, jobs=jobs)
-    return matrix_of(workers, [p.name for p in profiles], out, interval)
+    return matrix_of(workers, [p.name for p in profiles], out, interval, command)
 
 
-def matrix_of(workers: Sequence[str], profiles: Sequence[str], out: Path, interval: float) -> dict[str, Any]:
+def matrix_of(workers: Sequence[str], profiles: Sequence[str], out: Path, interval: float, command: str = "") -> dict[str, Any]:
     """The matrix of the runs ``run_matrix`` left under ``out`` (each cell read from its results.json, every non-OK
-    case explained afresh); written to ``out/compatibility.json``."""
+    case explained afresh), with the ``command`` that made it; written to ``out/compatibility.json``."""
     matrix: dict[str, Any] = {"interval": interval, "workers": list(workers), "profiles": list(profiles), "cells": {}}
+    if command:
+        matrix["command"] = command
     for worker in workers:
         for profile in profiles:
             doc = json.loads((out / _folder(worker) / profile / "results.json").read_text("utf-8"))

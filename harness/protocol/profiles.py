@@ -10,7 +10,7 @@ Pure data and pure functions: no I/O, no clock.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 from typing import Any
 
@@ -119,52 +119,44 @@ _P20 = MasterProfile(
     stop_wait_adds_60=False,
     ext_hooks=False,
 )
-_P28 = MasterProfile(
-    **{
-        **_P20.__dict__,
-        "name": "2.8",
-        "stands_for": "2.2.0-2.9.0",
-        "release": "2.8.6",
-        "parsed_options": True,
-        "version_slice_check": True,
-        "delete_missing": True,
-        "post_ramp_wait": 1.0,
-    }
+_P28 = replace(
+    _P20,
+    name="2.8",
+    stands_for="2.2.0-2.9.0",
+    release="2.8.6",
+    parsed_options=True,
+    version_slice_check=True,
+    delete_missing=True,
+    post_ramp_wait=1.0,
 )
-_P215 = MasterProfile(
-    **{
-        **_P28.__dict__,
-        "name": "2.15",
-        "stands_for": "2.11.1-2.18.x",
-        "release": "2.15.1",
-        "ack": Ack.INDEX,
-        "stop_timeout_float": True,
-        "reconnect_on_bad_frame": True,
-        "node_id_from_payload": True,
-        "unknown_spawning": Unknown.QUIT,
-        "unknown_client_stopped": Unknown.WARN,
-        "stop_wait_adds_60": True,
-    }
+_P215 = replace(
+    _P28,
+    name="2.15",
+    stands_for="2.11.1-2.18.x",
+    release="2.15.1",
+    ack=Ack.INDEX,
+    stop_timeout_float=True,
+    reconnect_on_bad_frame=True,
+    node_id_from_payload=True,
+    unknown_spawning=Unknown.QUIT,
+    unknown_client_stopped=Unknown.WARN,
+    stop_wait_adds_60=True,
 )
-_P220 = MasterProfile(
-    **{
-        **_P215.__dict__,
-        "name": "2.20",
-        "stands_for": "2.19.0-2.28.x",
-        "release": "2.20.0",
-        "heartbeat_reply": True,
-        "ext_hooks": True,
-    }
+_P220 = replace(
+    _P215,
+    name="2.20",
+    stands_for="2.19.0-2.28.x",
+    release="2.20.0",
+    heartbeat_reply=True,
+    ext_hooks=True,
 )
-_P247 = MasterProfile(
-    **{
-        **_P220.__dict__,
-        "name": "2.47",
-        "stands_for": "2.29.0-2.47.0",
-        "release": "2.47.0",
-        "spawning_complete_broadcast": True,
-        "unknown_spawning_complete": Unknown.QUIT,
-    }
+_P247 = replace(
+    _P220,
+    name="2.47",
+    stands_for="2.29.0-2.47.0",
+    release="2.47.0",
+    spawning_complete_broadcast=True,
+    unknown_spawning_complete=Unknown.QUIT,
 )
 
 # What a master that never acks notes when it starts: the liveness oracles then count heartbeats from client_ready.
