@@ -40,9 +40,13 @@ jvm-peer:
 report: $(STAMP)
 	$(BIN)/locust-conformance run --worker reference
 
-# The sans-IO unit tests (CPU only, no real time) run on both cores at once (pytest-xdist); everything that drives
-# real processes in real time runs one test at a time after them (its cases run side by side where they should).
+# The sans-IO unit tests (CPU only, no real time) run on both cores at once (pytest-xdist). Then the tests that time
+# a worker's heartbeats under CPU load (QUIET) run alone. Then everything else that drives real processes in real
+# time runs one test at a time, and beside it, in a second pytest process, the tests of peers that keep Locust's real
+# 1 s pace and mostly wait (BESIDE: Locust's masters and the workers at their own pace); its output follows.
 PURE_TESTS = tests/unit tests/test_layering.py
+QUIET = tests/integration/test_bench_heartbeat_load.py
+BESIDE = tests/interop/test_master_catalog.py tests/interop/test_master_swarm.py tests/interop/test_foreign_workers.py
 PYTEST = LC_REQUIRE_BROWSER=1 LC_REQUIRE_PEERS=1 HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest -p no:cacheprovider
 
 # The real Locust masters each master profile is checked against (tests/interop/test_profile_traces.py), installed
@@ -53,7 +57,11 @@ test: $(STAMP) browser go-peer jvm-peer
 	@$(BIN)/python -m harness.locust_release $(OLD_LOCUSTS) > $(VENV)/old-locusts.log 2>&1 & pid=$$!; \
 	  $(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/lint-imports --no-cache && $(PYTEST) -n 2 $(PURE_TESTS); status=$$?; \
 	  wait $$pid || cat $(VENV)/old-locusts.log; exit $$status
-	$(PYTEST) --durations=15 $(addprefix --ignore=,$(PURE_TESTS))
+	$(PYTEST) $(QUIET)
+	@$(PYTEST) --durations=10 $(BESIDE) > $(VENV)/beside.log 2>&1 & pid=$$!; \
+	  $(PYTEST) --durations=15 $(addprefix --ignore=,$(PURE_TESTS) $(QUIET) $(BESIDE)); status=$$?; \
+	  wait $$pid; beside=$$?; echo "--- beside them: $(BESIDE)"; cat $(VENV)/beside.log; \
+	  [ $$status = 0 ] && [ $$beside = 0 ]
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .hypothesis

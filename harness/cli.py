@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import secrets
 import shutil
+import socket
 import sys
 import traceback
 from pathlib import Path
 
 from fakemaster.master import FakeMaster
 from fakemaster.script import load_script, run_script
+from fakemaster.serve import LOG_FORMAT as SERVE_LOG_FORMAT
+from fakemaster.serve import serve, stop_on_signals
 from harness.catalog import CATEGORIES, Case, all_cases, select
 from harness.compatibility import render as render_compat
 from harness.compatibility import run_matrix as run_compat_matrix
@@ -24,6 +28,7 @@ from harness.consequences import RULES, verdicts_markdown
 from harness.errors import ScenarioError
 from harness.launcher import BUILTIN_WORKERS, render_command
 from harness.locust_release import is_release
+from harness.master_catalog.cli import add_master_run, cmd_master_run
 from harness.explore import EXPLORE_INTERVAL, Example, explore
 from harness.mutation import MUTANTS, MUTANTS_BY_DEFECT, Matrix, check_plan, grid, run_matrix, summary_table
 from harness.profile_docs import applies_to, profiles_markdown, profiles_text
@@ -189,12 +194,21 @@ def build_parser() -> argparse.ArgumentParser:
     master = sub.add_parser(
         "master", help="run a script as a fake master against a worker started separately", epilog=EPILOG, formatter_class=fmt
     )
-    master.add_argument("--script", type=Path, required=True)
+    roles = master.add_mutually_exclusive_group(required=True)
+    roles.add_argument("--script", type=Path, help="the steps to run against a worker started separately")
+    roles.add_argument(
+        "--serve",
+        action="store_true",
+        help="no script: serve workers as the profile's release does (acks, replies, the missing rule, crashes), "
+        "log registrations and missing workers in Locust's words, until SIGTERM/SIGINT (master-run --master fake@PROFILE)",
+    )
     master.add_argument("--host", default="127.0.0.1")
     master.add_argument("--port", type=int, default=0, help="0: a free port (printed)")
     master.add_argument("--heartbeat-interval", type=float, default=None)
     master.add_argument("--trace-out", type=Path, default=None, help="also write the trace as JSON lines")
     _profile_option(master)
+
+    add_master_run(sub, fmt, EPILOG)
 
     compat = sub.add_parser(
         "compatibility",
@@ -722,6 +736,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_master(args: argparse.Namespace) -> int:
     profile = _profiles(args)[0]
+    if args.serve:
+        return _serve(args, profile)
     script = load_script(args.script)
     interval = args.heartbeat_interval or script.heartbeat_interval
     with FakeMaster(args.host, args.port, timing=LOCUST_TIMING.compressed(interval), profile=profile) as fake:
@@ -740,6 +756,19 @@ def cmd_master(args: argparse.Namespace) -> int:
     return SCENARIO_EXIT[verdict]
 
 
+def _serve(args: argparse.Namespace, profile: MasterProfile) -> int:
+    host = socket.gethostname().replace("%", "%%")
+    logging.basicConfig(level=logging.INFO, format=SERVE_LOG_FORMAT.format(host=host), stream=sys.stdout)
+    stop = stop_on_signals()  # before the socket exists: a SIGTERM from the start on ends it cleanly
+    timing = LOCUST_TIMING.compressed(args.heartbeat_interval or LOCUST_TIMING.heartbeat_interval)
+    with FakeMaster(args.host, args.port, timing=timing, profile=profile) as fake:
+        print(f"fake master serving on {fake.endpoint} (master profile {profile.name})", flush=True)
+        code = serve(fake, stop)
+    if args.trace_out:
+        fake.trace.save(args.trace_out)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {
@@ -749,6 +778,7 @@ def main(argv: list[str] | None = None) -> int:
         "mutants": cmd_mutants,
         "explore": cmd_explore,
         "master": cmd_master,
+        "master-run": cmd_master_run,
         "compare": cmd_compare,
         "report": cmd_report,
         "profiles": cmd_profiles,

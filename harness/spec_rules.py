@@ -31,6 +31,7 @@ class SpecRule:
 
 _R = SpecRule
 UNIT = "tests/unit/test_master_profiles.py"  # the profile knobs' emulation, knob by knob
+MASTERS = "tests/interop/test_master_catalog.py"  # master-run: the real masters and the fake master, from the other side
 RULES: tuple[SpecRule, ...] = (
     # locust-protocol.md 7.1: a worker talking to a real 2.47 master must ...
     _R(
@@ -164,7 +165,7 @@ RULES: tuple[SpecRule, ...] = (
         "P5.2",
         "each tick: a worker whose counter is below 0 goes missing, else the counter drops; a heartbeat resets it to 3",
         ("heartbeat/01-idle-cadence", "timing/01-delayed-master", "timing/04-pause-reading"),
-        ("heartbeat.missing", "tests/unit/test_timing.py"),
+        ("heartbeat.missing", "tests/unit/test_timing.py", MASTERS),
     ),
     # robustness: what a worker survives (locust-protocol.md 7.2's inputs sent to a worker, 8.4's runs C and D)
     _R(
@@ -187,9 +188,12 @@ RULES: tuple[SpecRule, ...] = (
     ),
     # locust-versions.md 12: the knobs that set the master releases apart (emulated by harness.protocol.profiles,
     # checked against the real masters by tests/interop/test_profile_traces.py and in the core by the unit tests)
-    _R("V12.ack", "ack: none (< 2.10), nil (2.10.x), {index} (2.11+)", ("handshake/01-first-message",), ("ack", UNIT)),
+    _R("V12.ack", "ack: none (< 2.10), nil (2.10.x), {index} (2.11+)", ("handshake/01-first-message",), ("ack", UNIT, MASTERS)),
     _R(
-        "V12.heartbeat_reply", "a nil heartbeat reply for each heartbeat of a known worker (2.19+)", (), ("heartbeat_reply", UNIT)
+        "V12.heartbeat_reply",
+        "a nil heartbeat reply for each heartbeat of a known worker (2.19+)",
+        (),
+        ("heartbeat_reply", UNIT, MASTERS),
     ),
     _R(
         "V12.spawn_schema",
@@ -204,7 +208,12 @@ RULES: tuple[SpecRule, ...] = (
         (),
         ("spawning_complete_broadcast", UNIT),
     ),
-    _R("V12.reconnect", "reconnect to a known worker on an undecodable frame (2.13.2+)", (), ("reconnect_on_bad_frame", UNIT)),
+    _R(
+        "V12.reconnect",
+        "reconnect to a known worker on an undecodable frame (2.13.2+)",
+        (),
+        ("reconnect_on_bad_frame", UNIT, MASTERS),
+    ),
     _R(
         "V12.node_id_source",
         "handlers use the identity (<= 2.11.0) or the payload node_id (2.11.1+)",
@@ -215,14 +224,19 @@ RULES: tuple[SpecRule, ...] = (
         "V12.version_check",
         "falsy client_ready rejected (2.0); non-sliceable truthy data crashes (2.5+)",
         (),
-        ("version_slice_check", UNIT),
+        ("version_slice_check", UNIT, MASTERS),
     ),
-    _R("V12.quit_unknown_spawning", "quit to an unknown worker's spawning (2.15+; crash before)", (), ("unknown_spawning", UNIT)),
+    _R(
+        "V12.quit_unknown_spawning",
+        "quit to an unknown worker's spawning (2.15+; crash before)",
+        (),
+        ("unknown_spawning", UNIT, MASTERS),
+    ),
     _R(
         "V12.quit_unknown_spawning_complete",
         "quit to an unknown worker's spawning_complete (2.47; crash before)",
         (),
-        ("unknown_spawning_complete", UNIT),
+        ("unknown_spawning_complete", UNIT, MASTERS),
     ),
     _R("V12.missing_delete", "missing workers deleted at -60 (2.8.4+; never before)", (), ("delete_missing", UNIT)),
     _R("V12.post_ramp_wait", "post-ramp wait 0.1 s (2.0-2.6), 1.0 s (2.7+) (a knob, but the fake master does not ramp)", ()),
