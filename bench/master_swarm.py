@@ -63,8 +63,8 @@ def distributed_row(workers: int, seconds: int, folder: Path) -> dict[str, Any]:
     return {
         "swarm": "locust-distributed (2 processes)",
         "registered": len(registered),
-        "replies": result.heartbeats - result.lost,
-        "heartbeats": result.heartbeats,
+        "replies": result.judged - result.lost,
+        "heartbeats": result.judged,
         "p50_ms": result.p50_ms,
         "p99_ms": result.p99_ms,
         "verdict": f"{result.lost} lost",

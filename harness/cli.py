@@ -20,7 +20,7 @@ from pathlib import Path
 from fakemaster.master import FakeMaster
 from fakemaster.script import load_script, run_script
 from fakemaster.serve import LOG_FORMAT as SERVE_LOG_FORMAT
-from fakemaster.serve import serve, stop_on_signals
+from fakemaster.serve import SERVE_DEFECTS, serve, stop_on_signals
 from harness.catalog import CATEGORIES, Case, all_cases, select
 from harness.compatibility import render as render_compat
 from harness.compatibility import run_matrix as run_compat_matrix
@@ -206,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     master.add_argument("--port", type=int, default=0, help="0: a free port (printed)")
     master.add_argument("--heartbeat-interval", type=float, default=None)
     master.add_argument("--trace-out", type=Path, default=None, help="also write the trace as JSON lines")
+    master.add_argument(
+        "--serve-defect",
+        choices=sorted(SERVE_DEFECTS),
+        default=None,
+        help="with --serve: a master with this one bug (shows each master-run oracle failing): "
+        + "; ".join(f"{name}: {what}" for name, what in SERVE_DEFECTS.items()),
+    )
     _profile_option(master)
 
     add_master_run(sub, fmt, EPILOG)
@@ -736,6 +743,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_master(args: argparse.Namespace) -> int:
     profile = _profiles(args)[0]
+    if args.serve_defect is not None and not args.serve:
+        raise ScenarioError("--serve-defect needs --serve")
     if args.serve:
         return _serve(args, profile)
     script = load_script(args.script)
@@ -763,7 +772,7 @@ def _serve(args: argparse.Namespace, profile: MasterProfile) -> int:
     timing = LOCUST_TIMING.compressed(args.heartbeat_interval or LOCUST_TIMING.heartbeat_interval)
     with FakeMaster(args.host, args.port, timing=timing, profile=profile) as fake:
         print(f"fake master serving on {fake.endpoint} (master profile {profile.name})", flush=True)
-        code = serve(fake, stop)
+        code = serve(fake, stop, args.serve_defect)
     if args.trace_out:
         fake.trace.save(args.trace_out)
     return code

@@ -120,6 +120,9 @@ def _master_run(args: argparse.Namespace) -> int:
         args.verdict_page.write_text(page, "utf-8")
         print(f"verdict page: {args.verdict_page}")
     verdicts = {r.verdict for run in runs for r in run.results}
+    if not verdicts:  # every selected case was left out: nothing was judged, which is no pass
+        print("nothing was run: every selected case needs what these masters cannot do (see not_run)", file=sys.stderr)
+        return EXIT_UNKNOWN
     if Verdict.FAILED in verdicts:
         return EXIT_FAILED
     if verdicts & {Verdict.UNKNOWN, Verdict.SCENARIO_ERROR}:

@@ -34,14 +34,16 @@ FAILED, NON_STRICT, UNIMPLEMENTED, INFO, UNKNOWN, SCENARIO = (
 _RULES = (
     # joining
     MasterRule("master.registers", FAILED, "no worker can join this master: it neither acks client_ready nor takes it"),
+    MasterRule("master.registers.some", FAILED, "part of the workers never join: the test runs on fewer machines than started"),
     MasterRule("master.registers.stranger", INFO, "the master counts a worker that never sent client_ready"),
     MasterRule("master.reregister", FAILED, "a restarted worker cannot rejoin: Locust workers 2.10+ wait for the ack, then exit"),
     MasterRule(
         "master.ack",
         UNIMPLEMENTED,
-        "Locust workers 2.10+ wait for the ack: they re-send client_ready every 5 s and exit after about 305 s; workers "
-        "of the master's own release (before 2.10) never wait for one",
+        "Locust workers 2.10+ wait for the ack: they re-send client_ready every 5 s and exit after about 305 s (15 s "
+        "in 2.10.0); workers of the master's own release (before 2.10) never wait for one",
     ),
+    MasterRule("master.ack.missing", FAILED, "a worker the master took without an ack waits for one, re-sends, and exits"),
     MasterRule("master.ack.late", NON_STRICT, "the worker starts late: its heartbeats and users wait for the ack"),
     MasterRule("master.ack-index.nil", INFO, "workers keep worker_index -1: locustfiles that shard by index see -1"),
     MasterRule("master.ack-index.malformed", FAILED, "a Locust worker fails on the ack's data"),

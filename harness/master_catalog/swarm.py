@@ -22,10 +22,11 @@ LISTEN_WITHIN = 60.0  # seconds the swarm master may take to bind
 
 @dataclass(frozen=True)
 class SwarmResult:
-    """What the swarm measured: heartbeats sent, replies lost (no reply within the locustfile's timeout), the reply
-    round trip's percentiles (ms), and whether the swarm master ended its run by itself."""
+    """What the swarm measured: heartbeats judged (each either answered or timed out; those still in flight when the
+    run stopped are not counted), replies lost (none within the locustfile's timeout), the reply round trip's
+    percentiles (ms), and whether the swarm master ended its run by itself."""
 
-    heartbeats: int
+    judged: int
     lost: int
     p50_ms: float | None
     p99_ms: float | None

@@ -21,6 +21,7 @@ from harness.protocol.fake_worker import FakeWorkerCore
 from harness.protocol.messages import Message
 
 MAX_WORKERS = 2000  # sockets one FakeWorkers may hold (master-run --swarm is checked against it)
+SEND_QUEUE = 10_000  # messages a fake worker's socket queues for a slow master (a flood's whole burst fits)
 POLL_SLICE = 0.05  # seconds: the longest poll, so a predicate on outside state (the master's log) is seen soon
 
 
@@ -87,6 +88,7 @@ class FakeWorkers:
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.IDENTITY, core.node_id.encode())
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, SEND_QUEUE)
         sock.connect(self.endpoint)
         self._sockets[core.node_id] = sock
         self._poller.register(sock, zmq.POLLIN)

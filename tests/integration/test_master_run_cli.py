@@ -97,3 +97,9 @@ def _alive(process: psutil.Process) -> bool:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_a_run_that_judges_nothing_is_no_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["master-run", "--master", "fake@2.47", "--cases", "dispatch", "--report", str(tmp_path)]) == 2
+    assert "nothing was run" in capsys.readouterr().err
+    assert len(json.loads((tmp_path / "results.json").read_text())["not_run"]) == 3

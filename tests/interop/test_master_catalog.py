@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-import threading
+import concurrent.futures
 from pathlib import Path
 
 import pytest
 
-from harness.master_catalog.cases import CASES
+from harness.master_catalog.cases import CASES, LOG_SLACK
 from harness.master_catalog.masters import MasterCommand
 from harness.master_catalog.run import MasterRunResult, run_master_catalog
 from harness.master_catalog.verdict_page import unexplained
@@ -95,7 +95,7 @@ def test_the_missing_window_is_locusts_rule(runs: dict[str, MasterRunResult], ma
     m = result.measurements["missing_after_s"]
     low, high = LOCUST_TIMING.missing_after_min, LOCUST_TIMING.missing_after_max
     assert m["declared"] == m["trials"] == 20
-    assert low - 0.05 <= m["min"] and m["max"] <= high + 0.25, m
+    assert low - 0.05 <= m["min"] and m["max"] <= high + LOG_SLACK, m
     # the phases are spread over one interval, so the trials cover most of the window: the rule, not a point of it
     assert m["max"] - m["min"] >= 0.7 * (high - low), m
 
@@ -108,53 +108,84 @@ def _oracles(run: MasterRunResult) -> dict[str, str]:
     return {f.oracle: f.verdict.value for r in run.results for f in r.findings}
 
 
-def test_each_master_oracle_fails_on_a_master_with_its_defect(runs: dict[str, MasterRunResult], tmp_path: Path) -> None:
-    fake = f"{PYTHON} -m harness.cli master --serve --host {{host}} --port {{port}}"
+FAKE = f"{PYTHON} -m harness.cli master --serve --host {{host}} --port {{port}}"
 
-    def real(users: str, run_time: str, locustfile: str = "lossy_stats.py") -> str:
-        """Locust's master with a defect: it takes {users} and {run_time} (so it can run a load test) and may ignore them."""
-        return (
-            f"env LC_USERS_ASKED={{users}} LC_RUN_TIME_ASKED={{run_time}} {PYTHON} -m locust -f {DEFECTS / locustfile} "
-            f"--master --master-bind-host {{host}} --master-bind-port {{port}} --headless --expect-workers {{workers}} "
-            f"-u {users} -r {{rate}} -t {run_time} --csv {{csv}} --loglevel INFO"
-        )
 
-    plan = {
-        # a ROUTER that reads nothing: no worker can join
-        "registers": ("handshake/01-ack", f"{PYTHON} {DEFECTS / 'silent_router.py'} {{host}} {{port}}"),
-        # the fake master at a 0.5 s heartbeat interval: missing after 2-2.5 s, before a healthy late heartbeat
-        "early": ("liveness/01-missing-window", fake + " --heartbeat-interval 0.5"),
-        # at a 3 s interval: missing after 12-15 s, never within the case's patience
-        "late": ("liveness/01-missing-window", fake + " --heartbeat-interval 3"),
-        # the real master, told 3 users instead of {users}
-        "dispatch": ("dispatch/01-users-split", real("3", "{run_time}")),
-        # told the right users, but a run of 40 s instead of {run_time}: no quit when the run should have ended
-        "quit": ("dispatch/01-users-split", real("{users}", "40s")),
-        # with a locustfile that empties every worker report before the master merges it
-        "stats": ("stats/01-merge", real("{users}", "{run_time}")),
+def _real(users: str, run_time: str, locustfile: str, env: str = "", csv: bool = True) -> str:
+    """Locust's master with a defect: it takes {users} and {run_time} (so it can run a load test) and may ignore them."""
+    return (
+        f"env LC_USERS_ASKED={{users}} LC_RUN_TIME_ASKED={{run_time}} {env} {PYTHON} -m locust -f {DEFECTS / locustfile} "
+        f"--master --master-bind-host {{host}} --master-bind-port {{port}} --headless --expect-workers {{workers}} "
+        f"-u {users} -r {{rate}} -t {run_time} {'--csv {csv}' if csv else ''} --loglevel INFO"
+    )
+
+
+def _garbled(defect: str) -> str:
+    return _real("{users}", "{run_time}", "garbled_spawns.py", env=f"LC_SPAWN_DEFECT={defect}")
+
+
+# oracle -> (case, a master that has the defect the oracle exists for, its verdict there)
+DEMOS: dict[str, tuple[str, str, str]] = {
+    "master.registers": ("handshake/01-ack", f"{PYTHON} {DEFECTS / 'silent_router.py'} {{host}} {{port}}", "FAILED"),
+    "master.registers.stranger": (
+        "robustness/08-stranger-heartbeats",
+        FAKE + " --serve-defect stranger-registers",
+        "INFORMATIONAL",
+    ),
+    "master.reregister": ("handshake/02-reregister", FAKE + " --serve-defect first-ack-only", "FAILED"),
+    "master.ack": ("handshake/01-ack", "fake@2.8", "UNIMPLEMENTED"),
+    "master.ack.missing": ("handshake/01-ack", FAKE + " --serve-defect one-ack", "FAILED"),
+    "master.registers.some": ("load/01-many-workers", FAKE + " --serve-defect first-50-only", "FAILED"),
+    "master.ack.late": ("handshake/01-ack", FAKE + " --serve-defect late-ack", "NON-STRICT"),
+    "master.ack-index.nil": ("handshake/01-ack", FAKE + " --serve-defect nil-ack", "INFORMATIONAL"),
+    "master.ack-index.malformed": ("handshake/01-ack", FAKE + " --serve-defect bad-ack-index", "FAILED"),
+    "master.ack-index.shared": ("handshake/01-ack", FAKE + " --serve-defect shared-index", "FAILED"),
+    "master.heartbeat-reply": ("heartbeat/01-replies", "fake@2.15", "UNIMPLEMENTED"),
+    "master.heartbeat-reply.lost": ("heartbeat/01-replies", FAKE + " --serve-defect every-other-reply", "NON-STRICT"),
+    "master.heartbeat-reply.late": ("heartbeat/01-replies", FAKE + " --serve-defect late-replies", "NON-STRICT"),
+    # the fake master's own liveness at another interval: 3 s (missing after 12-15 s: never within the case's
+    # patience), 0.5 s (after 2-2.5 s: before an ordinary late heartbeat), 1.2 s (after 4.8-6 s: late)
+    "master.missing.never": ("liveness/01-missing-window", FAKE + " --heartbeat-interval 3", "FAILED"),
+    "master.missing-window.early": ("liveness/01-missing-window", FAKE + " --heartbeat-interval 0.5", "FAILED"),
+    "master.missing-window": ("liveness/01-missing-window", FAKE + " --heartbeat-interval 1.2", "NON-STRICT"),
+    "master.missing.false": ("liveness/01-missing-window", FAKE + " --serve-defect false-missing", "FAILED"),
+    "master.quit.unprompted": ("liveness/01-missing-window", FAKE + " --serve-defect quit-on-register", "FAILED"),
+    "master.listener-alive": ("robustness/01-unknown-spawning-complete", "fake@2.20", "FAILED"),
+    "master.stall": ("robustness/06-trailing-bytes", "locust@2.8.6", "NON-STRICT"),
+    "master.reconnect": ("robustness/06-trailing-bytes", "fake@2.8", "INFORMATIONAL"),
+    "master.reconnect-target": ("robustness/06-trailing-bytes", FAKE + " --serve-defect reconnect-wrong", "FAILED"),
+    # the real 2.47 master, told 3 users instead of {users}; a run of 40 s instead of {run_time}; garbling its spawns
+    "master.dispatch": ("dispatch/01-users-split", _real("3", "{run_time}", "lossy_stats.py"), "FAILED"),
+    "master.quit": ("dispatch/01-users-split", _real("{users}", "40s", "lossy_stats.py"), "FAILED"),
+    "master.dispatch.uneven": ("dispatch/01-users-split", _garbled("uneven"), "FAILED"),
+    "master.spawn-schema": ("dispatch/01-users-split", _garbled("no-host"), "FAILED"),
+    "master.spawn-schema.deviation": ("dispatch/01-users-split", _garbled("no-parsed-options"), "INFORMATIONAL"),
+    "master.spawn-order": ("dispatch/01-users-split", _garbled("same-timestamp"), "FAILED"),
+    "master.redispatch": ("dispatch/03-quit-before-report", "locust@2.47.0", "FAILED"),
+    # losing every worker report before the merge; writing no CSV at all
+    "master.stats-merge": ("stats/01-merge", _real("{users}", "{run_time}", "lossy_stats.py"), "FAILED"),
+    "master.stats-merge.no-report": ("stats/01-merge", _real("{users}", "{run_time}", "lossy_stats.py", csv=False), "FAILED"),
+}
+
+
+def test_every_master_oracle_has_a_demonstration() -> None:
+    from harness.master_catalog.consequences import RULES
+
+    assert set(DEMOS) == {oracle for oracle in RULES if oracle.startswith("master.")}
+    assert all(RULES[oracle].verdict.value == verdict for oracle, (_, _, verdict) in DEMOS.items())
+
+
+def test_each_master_oracle_fails_on_a_master_with_its_defect(tmp_path: Path) -> None:
+    """Each one on its own master, four at a time."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {
+            oracle: pool.submit(_one, case_id, command, tmp_path / oracle.replace(".", "_"))
+            for oracle, (case_id, command, _) in DEMOS.items()
+        }
+        results = {oracle: future.result(timeout=240) for oracle, future in futures.items()}
+    wrong = {
+        oracle: _oracles(run) or [n.reason for n in run.not_run]
+        for oracle, run in results.items()
+        if _oracles(run).get(oracle) != DEMOS[oracle][2]
     }
-    results: dict[str, MasterRunResult] = {}
-
-    def one(name: str) -> None:
-        case_id, command = plan[name]
-        results[name] = _one(case_id, command, tmp_path / name)
-
-    threads = [threading.Thread(target=one, args=(name,)) for name in plan]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert set(results) == set(plan)
-    assert all(run.results for run in results.values()), {name: run.not_run for name, run in results.items()}
-    assert _oracles(results["registers"]) == {"master.registers": "FAILED"}
-    assert _oracles(results["early"]).get("master.missing-window.early") == "FAILED"
-    assert _oracles(results["late"]).get("master.missing.never") == "FAILED"
-    assert _oracles(results["dispatch"]) == {"master.dispatch": "FAILED"}
-    assert _oracles(results["quit"]) == {"master.quit": "FAILED"}
-    assert _oracles(results["stats"]).get("master.stats-merge") == "FAILED"
-    # the rest come from the releases: no ack (fake 2.15 acks; 2.8's master does not), no heartbeat replies before 2.19,
-    # and a dead listener (2.15's, on an unknown spawning_complete)
-    assert _oracles(runs["fake@2.15"]).get("master.heartbeat-reply") == "UNIMPLEMENTED"
-    assert _oracles(runs["locust@2.15.1"]).get("master.listener-alive") == "FAILED"
-    no_ack = _one("handshake/01-ack", "fake@2.8", tmp_path / "no-ack")
-    assert _oracles(no_ack) == {"master.ack": "UNIMPLEMENTED"}
+    assert wrong == {}
