@@ -43,13 +43,14 @@ report: $(STAMP)
 # The sans-IO unit tests (CPU only, no real time) run on both cores at once (pytest-xdist). Then the tests that time
 # a worker's heartbeats under CPU load (QUIET) run alone. Then everything else that drives real processes in real
 # time runs one test at a time, and beside it, in a second pytest process, the interop tests with peers that keep
-# their own pace (BESIDE: Locust's masters, the workers at their own 1 s pace, Locust releases, the JVM and codec
-# peers); its output follows. The two halves take about as long (CI: main 12-13 min alone, about 9 min split).
+# their own pace (BESIDE: Locust's masters, the workers at their own 1 s pace, the real master's traces, the JVM and
+# codec peers); its output follows. Compressed catalogs with floods stay in the first process: a worker drowning in
+# a flood at a 0.2 s pace needs the CPU the second process would take (Locust 2.15's worker missed its deadlines).
 PURE_TESTS = tests/unit tests/test_layering.py
 QUIET = tests/integration/test_bench_heartbeat_load.py
 BESIDE = tests/interop/test_master_catalog.py tests/interop/test_master_swarm.py tests/interop/test_foreign_workers.py \
-  tests/interop/test_locust_releases.py tests/interop/test_profile_traces.py tests/interop/test_real_locust.py \
-  tests/interop/test_jvm_worker_smoke.py tests/interop/test_codec_crosscheck.py
+  tests/interop/test_profile_traces.py tests/interop/test_real_locust.py tests/interop/test_jvm_worker_smoke.py \
+  tests/interop/test_codec_crosscheck.py
 PYTEST = LC_REQUIRE_BROWSER=1 LC_REQUIRE_PEERS=1 HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest -p no:cacheprovider
 
 # The real Locust masters each master profile is checked against (tests/interop/test_profile_traces.py), installed
