@@ -22,7 +22,6 @@ from harness.verdicts import Finding
 
 CATEGORIES = ("handshake", "heartbeat", "liveness", "robustness", "load", "dispatch", "stats")
 ROBUSTNESS = frozenset({"robustness", "load"})
-PROBE_WITHIN = 3.0  # seconds a master that still reads gets to ack (or log) a new worker
 
 
 class MasterViolation(Exception):
@@ -125,10 +124,6 @@ class MasterCaseContext:
             times.append(event.t)
         return min(times, default=None)
 
-    def probe(self, name: str = "probe") -> str | None:
-        """Does the master still read? A new worker registers; how the master showed it took it, or None."""
-        return self.registered(self.worker(name), PROBE_WITHIN)
-
     def finding(self, oracle: str, expected: str, observed: str, at: float | None = None) -> None:
         """Record what the master did wrong; its verdict and consequence come from the master role's table."""
         self.findings.append(graded(oracle, expected, observed, at))
@@ -136,9 +131,6 @@ class MasterCaseContext:
     def fail(self, oracle: str, expected: str, observed: str) -> None:
         """A finding that ends the case (nothing after it could be judged)."""
         raise MasterViolation(graded(oracle, expected, observed))
-
-    def since_start(self, t: float) -> float:
-        return t - self.master.t0
 
 
 @dataclass

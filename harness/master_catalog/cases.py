@@ -741,5 +741,3 @@ CASES: tuple[MasterCase, ...] = (
         budget=45.0,
     ),
 )
-
-BY_ID = {case.id: case for case in CASES}

@@ -191,9 +191,3 @@ class FakeWorkers:
             replies = self.cores[node].receive(message, now)
             if replies:
                 self._send_all(node, replies)
-
-    def received(self, node: str, message_type: str) -> list[WireRecord]:
-        """What the master sent ``node`` of ``message_type``."""
-        return [
-            r for r in self.records if r.direction == "m2w" and r.node == node and r.message and r.message.type == message_type
-        ]
