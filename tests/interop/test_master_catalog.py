@@ -6,7 +6,6 @@ with the defect it looks for.
 - fake@2.47 and fake@2.15 agree with the real master of their release on every case they run.
 - The missing rule measured on the real 2.47 master (20 trials, phases spread over a second) lies in Locust's window,
   and so does the fake master's.
-Runs beside the rest of the suite (the Makefile's BESIDE): the masters keep Locust's 1 s pace and mostly wait.
 """
 
 from __future__ import annotations
