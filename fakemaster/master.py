@@ -351,6 +351,10 @@ class FakeMaster:
         """Like ``wait_for`` but a miss raises ExpectationFailed naming what was seen instead."""
         return self._waits.expect(message_type, within, where, description)
 
+    def expect_connection(self, within: float) -> TraceRecord:
+        """A new connection after the master's last send (see ``TraceWaits.expect_connection``)."""
+        return self._waits.expect_connection(within)
+
     def expect_none(self, message_type: str, within: float, where: Predicate | None = None) -> None:
         """Raise ExpectationFailed if a matching message arrives within ``within`` seconds."""
         self._waits.expect_none(message_type, within, where)

@@ -33,8 +33,14 @@ def join_tags(*parts: str) -> str:
 class OutboundFaults:
     """The installed fault plan, if any, and the messages it has delayed or held (owner thread only)."""
 
-    def __init__(self, send_frames: SendFrames, clock: Clock, trace: Trace) -> None:
+    def __init__(
+        self, send_frames: SendFrames, clock: Clock, trace: Trace, *, window_label: str = "fault-plan", note_prefix: str = ""
+    ) -> None:
+        """``window_label`` names the plan's window in the trace; ``note_prefix`` starts every FAULT note (a proxy's
+        direction, say)."""
         self._send_frames = send_frames
+        self._label = window_label
+        self._prefix = note_prefix
         self._clock = clock
         self._trace = trace
         self._engine: FaultEngine | None = None
@@ -54,15 +60,20 @@ class OutboundFaults:
         decision = self._engine.outbound(message.type if message is not None else RAW, now)
         return self._apply(decision, now, item)
 
+    @property
+    def passthrough(self) -> bool:
+        """No plan and nothing deferred: a message would go straight to the socket (``dispatch``'s fast path)."""
+        return self._engine is None and not self._heap
+
     def install(self, plan: FaultPlan | None) -> None:
         """Apply ``plan`` from now on (None: no plan); the previous plan's held messages are released now."""
         now = self._clock.now()
         if self._engine is not None:
             self._apply(self._engine.release_all(now, "plan replaced" if plan else "plan cleared"), now)
             self._engine = None
-            self._fault_note(window_note("fault-plan", "end", "replaced" if plan else "cleared"))
+            self._fault_note(window_note(self._label, "end", "replaced" if plan else "cleared"))
         if plan is not None:
-            self._fault_note(window_note("fault-plan", "start", json.dumps(plan.to_dict())))
+            self._fault_note(window_note(self._label, "start", json.dumps(plan.to_dict())))
             self._engine = FaultEngine(plan, now)
 
     def flush(self, reason: str) -> None:
@@ -77,7 +88,11 @@ class OutboundFaults:
         """A FAULT record about one outbound message (its identity and message)."""
         identity, _, message, _ = item
         self._trace.append(
-            self._clock.now(), Kind.FAULT, identity=identity.decode("utf-8", "backslashreplace"), message=message, note=text
+            self._clock.now(),
+            Kind.FAULT,
+            identity=identity.decode("utf-8", "backslashreplace"),
+            message=message,
+            note=self._prefix + text,
         )
 
     def next_deadline(self) -> float | None:
@@ -94,7 +109,7 @@ class OutboundFaults:
         self._deliver_due(now)
 
     def _fault_note(self, text: str) -> None:
-        self._trace.append(self._clock.now(), Kind.FAULT, note=text)
+        self._trace.append(self._clock.now(), Kind.FAULT, note=text if text.startswith(self._label) else self._prefix + text)
 
     def _apply(self, decision: Decision, now: float, item: Outbound | None = None) -> bool:
         for text in decision.applied:

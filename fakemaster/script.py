@@ -12,6 +12,8 @@ same keys, ``[[steps]]`` tables). Steps:
 ``{"sleep": S}``                                let S seconds pass
 ``{"auto": {"ack": b, "heartbeat": b, "liveness": b}}``  switch automatic behaviours
 ``{"expect_exit": code, "within": S}``          the worker process ends (code null: any)
+``{"expect_connection": true, "within": S}``     a new connection after the master's last send (an answer to
+                                                ``reconnect``); later expects read what came over it
 ``{"note": "text"}``                            a line in the trace
 ``{"faults": [{...}, ...], "seed": 1}``         install a fault plan (``harness.faults.Fault`` fields)
 ``{"clear_faults": true}``                      remove the fault plan (held messages go now)
@@ -50,7 +52,7 @@ from harness.trace import TraceRecord
 from fakemaster.master import FakeMaster
 from fakemaster.storm import StormSpec
 
-STEP_KINDS = ("expect", "expect_none", "send", "spawn", "send_raw", "sleep", "auto", "expect_exit", "note")
+STEP_KINDS = ("expect", "expect_none", "send", "spawn", "send_raw", "sleep", "auto", "expect_exit", "note", "expect_connection")
 # Steps that disturb the traffic on purpose (harness.faults, fakemaster.storm); validated at parse time.
 FAULT_STEP_KINDS = (
     "faults",
@@ -64,7 +66,7 @@ FAULT_STEP_KINDS = (
     "send_malformed",
 )
 ALL_STEP_KINDS = STEP_KINDS + FAULT_STEP_KINDS
-FLAG_STEPS = ("clear_faults", "resume_reading", "die")  # take the value true
+FLAG_STEPS = ("clear_faults", "resume_reading", "die", "expect_connection")  # take the value true
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
@@ -293,6 +295,8 @@ def _run_step(master: FakeMaster, step: Step, process: Process | None, result: S
         master.note(str(spec["note"]))
     elif kind == "expect_exit":
         _expect_exit(step, process, within, result)
+    elif kind == "expect_connection":
+        master.expect_connection(within)
     else:
         _run_fault_step(master, step)
 

@@ -13,6 +13,7 @@ from harness.errors import ExpectationFailed
 from harness.trace import Kind, Trace, TraceRecord
 
 Predicate = Callable[[TraceRecord], bool]
+HANDSHAKE_NOTE = "connection handshake succeeded"  # fakemaster.socket_monitor's note for a connection that is up
 
 
 class TraceWaits:
@@ -56,6 +57,26 @@ class TraceWaits:
             summary = ", ".join(seen[-12:]) or "nothing"
             want = f"{message_type}{' ' + description if description else ''}"
             raise ExpectationFailed(f"expect.{message_type}", f"{want} within {within:g} s", f"{len(seen)} messages: {summary}")
+        return found
+
+    def expect_connection(self, within: float) -> TraceRecord:
+        """A new connection's completed ZMTP handshake (the socket monitor's note) after the master's last send: a
+        worker answering ``reconnect`` connects again. The cursor moves past it, so a later ``expect`` reads only
+        what came once the new connection was up (nothing, if it lost the race for its identity)."""
+        records = self.trace.records()
+        since = next((r.seq + 1 for r in reversed(records) if r.kind is Kind.SEND), self.cursor)
+
+        def match(r: TraceRecord) -> bool:
+            return r.kind is Kind.NOTE and r.note.startswith(HANDSHAKE_NOTE)
+
+        found = self.trace.wait_for(match, since, within, self.clock.now)
+        if found is None:
+            raise ExpectationFailed(
+                "expect.connection",
+                f"a new connection (its ZMTP handshake) within {within:g} s of the master's last message",
+                "none: the worker kept its old connection",
+            )
+        self.cursor = max(self.cursor, found.seq + 1)
         return found
 
     def expect_none(self, message_type: str, within: float, where: Predicate | None = None) -> None:

@@ -27,41 +27,38 @@ from harness.compatibility import run_matrix as run_compat_matrix
 from harness.consequences import RULES, verdicts_markdown
 from harness.errors import ScenarioError
 from harness.launcher import BUILTIN_WORKERS, render_command
-from harness.locust_release import is_release
 from harness.master_catalog.cli import add_master_run, cmd_master_run
+from harness.proxy.cli import add_proxy, cmd_proxy
+from harness.proxy.replay_cli import add_replay, cmd_replay
+from harness.run_options import SCENARIO_EXIT, run_script_command
+from harness.run_options import label as _label
+from harness.run_options import profiles as _profiles
+from harness.run_options import report_folder as _report_folder
+from harness.run_options import resolve_pace as _resolve_pace
+from harness.run_options import resolve_worker as _resolve_worker
+from harness.run_options import startup_failed as _startup_failed
 from harness.explore import EXPLORE_INTERVAL, Example, explore
 from harness.mutation import MUTANTS, MUTANTS_BY_DEFECT, Matrix, check_plan, grid, run_matrix, summary_table
 from harness.profile_docs import applies_to, profiles_markdown, profiles_text
 from harness.protocol.profiles import ALL as ALL_PROFILES
-from harness.protocol.profiles import DEFAULT_PROFILE, PROFILES, MasterProfile, UnknownProfile, profiles_named
+from harness.protocol.profiles import DEFAULT_PROFILE, PROFILES, MasterProfile
 from harness.protocol.timing import LOCUST_TIMING
 from harness.report import compare_runs, load_run, write_run_report
-from harness.report.model import folder_name
 from harness.root_causes import describe as describe_cause
 from harness.root_causes import root_causes
-from harness.pace import Pace, parse_interval, resolve
+from harness.pace import parse_interval
 from harness.runner import AUTO as AUTO_JOBS
 from harness.runner import DEFAULT_INTERVAL, CaseResult, RunConfig, plan, run_catalog, starting_jobs, write_not_run
 from harness.spec_rules import RULES as SPEC_RULES
 from harness.spec_rules import coverage_markdown
-from harness.scenario import judge_script, new_report_dir, run_scenario, summarize, trace_findings
-from harness.startup import StartupFailed, StartupFailure
+from harness.scenario import judge_script, new_report_dir, summarize, trace_findings
+from harness.startup import StartupFailed
 from harness.trace import format_record
 from harness.verdicts import Verdict, worst
-from harness.worker_timing import KEYS, load_worker_profile, parse_worker_timing
+from harness.worker_timing import KEYS
 
 EXIT_OK, EXIT_FAILED, EXIT_UNKNOWN, EXIT_USAGE = 0, 1, 2, 3
 ROOT_CAUSES_SHOWN = 10
-# A script's exit code by its verdict: every verdict has one, so none can slip through as a pass by omission.
-SCENARIO_EXIT = {
-    Verdict.OK: EXIT_OK,
-    Verdict.INFORMATIONAL: EXIT_OK,
-    Verdict.NON_STRICT: EXIT_OK,
-    Verdict.UNIMPLEMENTED: EXIT_OK,
-    Verdict.SCENARIO_ERROR: EXIT_USAGE,
-    Verdict.UNKNOWN: EXIT_UNKNOWN,
-    Verdict.FAILED: EXIT_FAILED,
-}
 
 EPILOG = """exit codes:
   0  no case FAILED, UNKNOWN or SCENARIO-ERROR (OK, NON-STRICT, INFORMATIONAL and UNIMPLEMENTED all exit 0; NON-STRICT
@@ -216,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_option(master)
 
     add_master_run(sub, fmt, EPILOG)
+    add_proxy(sub, fmt)
+    add_replay(sub, fmt)
 
     compat = sub.add_parser(
         "compatibility",
@@ -267,19 +266,6 @@ def _profile_option(parser: argparse.ArgumentParser, many: bool = False) -> None
     )
 
 
-def _profiles(args: argparse.Namespace, many: bool = False) -> list[MasterProfile]:
-    """The profiles --master-profile names; an unknown one, or several where one is allowed, is a usage error."""
-    try:
-        chosen = profiles_named(args.master_profile)
-    except UnknownProfile as exc:
-        raise ScenarioError(str(exc)) from None
-    if not chosen:
-        raise ScenarioError(f"--master-profile: expected a profile name, got {args.master_profile!r}")
-    if len(chosen) > 1 and not many:
-        raise ScenarioError(f"--master-profile: one profile here, got {args.master_profile!r} (known: {', '.join(PROFILES)})")
-    return chosen
-
-
 def _timing_options(parser: argparse.ArgumentParser, default: float) -> None:
     parser.add_argument(
         "--heartbeat-interval",
@@ -314,35 +300,6 @@ def _jobs(value: str) -> int | str:
     if jobs < 1:
         raise ScenarioError(f"--jobs: expected at least 1, got {jobs}")
     return jobs
-
-
-def _resolve_worker(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
-    """The worker command and its declared periods, from --worker-profile, --worker and --worker-timing."""
-    declared: dict[str, float] = {}
-    if args.worker_profile is not None:
-        profile = load_worker_profile(args.worker_profile)
-        declared.update(profile.timing or {})
-        if args.worker is None:
-            args.worker = profile.worker
-        if profile.name and getattr(args, "name", None) is None:
-            args.name = profile.name
-    if args.worker is None:
-        args.worker = "reference"
-    if args.worker_timing:
-        declared.update(parse_worker_timing(args.worker_timing))
-    render_command(args.worker, "127.0.0.1", 1, 1.0)  # a bad template is a usage error before anything starts
-    return args.worker, declared
-
-
-def _resolve_pace(args: argparse.Namespace, declared: dict[str, float], default: float, folder: Path) -> Pace:
-    """Probe the worker and settle the run's interval (see harness.pace); prints what was decided."""
-    requested = parse_interval(args.heartbeat_interval)
-    if requested is None and "heartbeat" in declared:
-        requested = declared["heartbeat"]
-    print(f"pace probe: starting the worker once to measure its heartbeat cadence (evidence in {folder})", flush=True)
-    pace = resolve(args.worker, requested, default, folder)
-    print(f"pace: {pace.describe()}", flush=True)
-    return pace
 
 
 def cmd_verdicts(args: argparse.Namespace) -> int:
@@ -406,17 +363,6 @@ def _where(case: Case) -> str:
 def _budget(case: Case) -> str:
     extra = "".join(f" + {n:g} {key}" for key, n in case.waits)
     return f"{case.budget:g}{extra}"
-
-
-def _report_folder(args: argparse.Namespace, label: str) -> Path:
-    if args.report is not None:
-        args.report.mkdir(parents=True, exist_ok=True)
-        return Path(args.report)
-    return new_report_dir(Path("reports"), folder_name(label))
-
-
-def _label(args: argparse.Namespace) -> str:
-    return str(args.name or (args.worker if args.worker in BUILTIN_WORKERS or is_release(args.worker) else "custom"))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -519,13 +465,6 @@ def _run_catalog(
     return EXIT_USAGE if counts.get(Verdict.SCENARIO_ERROR.value) else EXIT_OK
 
 
-def _startup_failed(failure: StartupFailure, folder: Path) -> int:
-    """The worker never registered in the pace probe: nothing can be judged; say exactly why."""
-    print(f"{failure.verdict.value} [{failure.rule}]: expected {failure.expected}; observed {failure.observed}", file=sys.stderr)
-    print(f"no case was run; the probe's trace and the worker's log: {folder / 'pace-probe'}", file=sys.stderr)
-    return EXIT_FAILED if failure.verdict is Verdict.FAILED else EXIT_UNKNOWN
-
-
 def _write_report(folder: Path) -> bool:
     """junit.xml and the HTML report of the run in ``folder``; a failure here is the harness's, said as such."""
     if not (folder / "results.json").is_file():
@@ -550,23 +489,7 @@ def _progress(i: int, total: int, result: CaseResult, running: int) -> None:
 
 def _run_script(args: argparse.Namespace, declared: dict[str, float], profile: MasterProfile) -> int:
     script = load_script(args.script)
-    label = _label(args)
-    folder = _report_folder(args, label)
-    try:
-        pace = _resolve_pace(args, declared, script.heartbeat_interval, folder / "pace-probe")
-    except StartupFailed as exc:
-        return _startup_failed(exc.failure, folder)
-    print(f"running {script.name} ({len(script.steps)} steps) against {label!r}; report in {folder}", flush=True)
-    outcome = run_scenario(args.worker, script, folder, heartbeat_interval=pace.interval, profile=profile)
-    print(f"{outcome.verdict.value}: {outcome.reason}")
-    gap = outcome.max_heartbeat_gap
-    print(
-        f"steps {outcome.steps_run}/{outcome.steps_total}, {outcome.duration:.1f} s, "
-        f"worker {outcome.to_json()['worker_exit_text']}, "
-        f"max heartbeat gap {'n/a' if gap is None else f'{gap:.3f} s'}, violations {len(outcome.violations)}"
-    )
-    print(f"trace: {folder / 'trace.txt'}")
-    return SCENARIO_EXIT[outcome.verdict]
+    return run_script_command(args, script, declared, profile, _report_folder(args, _label(args)))
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
@@ -788,6 +711,8 @@ def main(argv: list[str] | None = None) -> int:
         "explore": cmd_explore,
         "master": cmd_master,
         "master-run": cmd_master_run,
+        "proxy": cmd_proxy,
+        "replay": cmd_replay,
         "compare": cmd_compare,
         "report": cmd_report,
         "profiles": cmd_profiles,

@@ -141,6 +141,13 @@ _RULES = (
     Rule("stop.timeout", NONE, "client_ready sooner than stop_timeout after a stop"),
     Rule("storm.refused", NONE, "the worker read too slowly: the master's socket refused part of a flood"),
     Rule("harness", HARNESS, "the harness failed: nothing can be said about the worker"),
+    # the proxy (locust-conformance proxy): what its own fault plan did, never the worker's doing
+    Rule(
+        "proxy.missing-by-fault",
+        NONE,
+        "the proxy's fault plan held the worker's heartbeats back, so the real master marks it missing: the plan's "
+        "doing (this is how a user checks their master notices a silent worker)",
+    ),
     # a script (run --script, master --script): the catalog's own case bugs are the harness's (harness.case)
     Rule("script", SCRIPT, "a bad step, a send before any worker connected: the script's author's to fix"),
     Rule("script.expectation", MASTER, "the worker did not do what the script, playing the master, waits for"),

@@ -3,9 +3,13 @@
 Other threads hand it work as closures on a queue and wake it through a pipe
 (an in-process wake-up any thread may write to). It waits on the socket, the
 pipe and any watched helper sockets (a socket monitor, say) with a deadline
-given by ``next_deadline`` (the adapter's earliest timer). Reading the main
-socket can be paused (``reading``), and the main socket may be closed and
-reopened, all on the owner thread.
+given by ``next_deadline`` (the adapter's earliest timer). Helper sockets are
+watched through one ``select.epoll`` on their ``ZMQ_FD``s, so a turn costs the
+same with a thousand of them as with one (a proxy has one per worker); as
+``ZMQ_FD`` is edge-like, a helper socket sent on from the owner thread must be
+reported with ``touched``, and every helper socket is re-checked once a second.
+Reading the main socket can be paused (``reading``), and the main socket may be
+closed and reopened, all on the owner thread.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import queue
+import select
 import threading
 import traceback
 from collections.abc import Callable
@@ -29,6 +34,16 @@ RECV_BATCH = 512  # messages read per wake-up before other work gets a turn
 # pending, a ROUTER (without ROUTER_HANDOVER, as Locust's) sees a reconnecting peer before the old connection's
 # end, rejects it for good, and the pause would have cut the worker off: the harness's fault, not the worker's.
 PAUSED_COMMANDS_MS = 5
+WATCH_SWEEP_S = 1.0  # every watched socket's ZMQ_EVENTS is read this often, whatever its ZMQ_FD said (a safety net)
+SWEEP_BATCH = 32  # watched sockets the sweep checks per turn (all at once: ~10 ms with a thousand, a stall per second)
+SWEEP_STEP_MS = 5  # while a sweep is under way the loop waits at most this long, so that it goes on
+
+
+def _readable(sock: zmq.Socket[bytes]) -> bool:
+    """Input is queued on ``sock`` (reading ZMQ_EVENTS also runs its pending commands and clears its ZMQ_FD)."""
+    events = sock.getsockopt(zmq.EVENTS)
+    assert isinstance(events, int)
+    return bool(events & zmq.POLLIN)
 
 
 class SocketOwner:
@@ -62,7 +77,12 @@ class SocketOwner:
         self.reading = True  # poll the main socket for input; set on the owner thread (e.g. from a call())
         self._context: zmq.Context[zmq.Socket[bytes]] | None = None
         self._watched: dict[zmq.Socket[bytes], Callable[[zmq.Socket[bytes]], None]] = {}
-        self._watch_version = 0
+        self._watch_fds: dict[zmq.Socket[bytes], int] = {}  # watched socket -> its ZMQ_FD, registered in _epoll
+        self._fd_socks: dict[int, zmq.Socket[bytes]] = {}
+        self._hot: set[zmq.Socket[bytes]] = set()  # watched sockets to read this turn without waiting for ZMQ_FD
+        self._epoll = select.epoll()
+        self._next_sweep = 0.0
+        self._sweeping: list[zmq.Socket[bytes]] = []  # watched sockets the sweep under way has still to check
         self._retired: list[zmq.Socket[bytes]] = []  # replaced but kept open (replace_socket(keep_old=True))
 
     @property
@@ -164,6 +184,7 @@ class SocketOwner:
                 sock.close(linger=0)
             self._watched.clear()
             self._retired.clear()
+            self._epoll.close()
             if self.socket is not None:
                 self.socket.close(linger=self.close_linger_ms)
             context.term()
@@ -208,38 +229,83 @@ class SocketOwner:
     def watch(self, sock: zmq.Socket[bytes], on_readable: Callable[[zmq.Socket[bytes]], None]) -> None:
         """Poll a helper socket too (owner thread only); the owner closes it at the end unless unwatched."""
         self.check_owner("watch")
+        if sock not in self._watched:
+            fd = sock.getsockopt(zmq.FD)
+            assert isinstance(fd, int)
+            self._epoll.register(fd, select.EPOLLIN)
+            self._watch_fds[sock] = fd
+            self._fd_socks[fd] = sock
         self._watched[sock] = on_readable
-        self._watch_version += 1
+        self._hot.add(sock)  # input may be queued already: ZMQ_FD tells of changes, not of what is there
 
     def unwatch(self, sock: zmq.Socket[bytes]) -> None:
-        """Stop polling a helper socket (owner thread only); closing it is then the caller's job."""
+        """Stop polling a helper socket (owner thread only, before closing it); closing it is then the caller's job."""
         self.check_owner("unwatch")
         if self._watched.pop(sock, None) is not None:
-            self._watch_version += 1
+            fd = self._watch_fds.pop(sock)
+            self._fd_socks.pop(fd, None)
+            self._hot.discard(sock)
+            try:
+                self._epoll.unregister(fd)
+            except OSError:
+                pass  # closed already: the kernel dropped it from the epoll
+
+    def touched(self, sock: zmq.Socket[bytes]) -> None:
+        """A watched socket was sent on (owner thread only): the send may have taken the ZMQ_FD edge that input
+        arrived with, so the socket is read this turn whatever its ZMQ_FD says."""
+        if sock in self._watched:
+            self._hot.add(sock)
 
     def _poller(self) -> zmq.Poller:
         poller = zmq.Poller()
         if self.reading and self.socket is not None:
             poller.register(self.socket, zmq.POLLIN)
-        for sock in self._watched:
-            poller.register(sock, zmq.POLLIN)
+        poller.register(self._epoll.fileno(), zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
         return poller
 
+    def _read_watched(self, epoll_ready: bool) -> None:
+        """Run the handler of every watched socket with input: those whose ZMQ_FD fired, those touched or left
+        with input by the last turn, and all of them once a second (a few at a time, so that a thousand of them
+        cost no stall)."""
+        if epoll_ready:
+            for fd, _ in self._epoll.poll(0):
+                sock = self._fd_socks.get(fd)
+                if sock is not None:
+                    self._hot.add(sock)
+        now = self._monotonic()
+        if now >= self._next_sweep and not self._sweeping:
+            self._next_sweep = now + WATCH_SWEEP_S
+            self._sweeping = list(self._watched)
+        if self._sweeping:
+            self._hot.update(self._sweeping[-SWEEP_BATCH:])
+            del self._sweeping[-SWEEP_BATCH:]
+        hot, self._hot = self._hot, set()
+        for sock in hot:
+            handler = self._watched.get(sock)
+            if handler is None or not _readable(sock):
+                continue  # reading ZMQ_EVENTS also clears its ZMQ_FD
+            handler(sock)
+            if sock in self._watched and _readable(sock):
+                self._hot.add(sock)  # the handler's batch left input behind: next turn, without waiting
+
     def _loop(self) -> None:
-        polled = (self.socket, self.reading, self._watch_version)
+        polled = (self.socket, self.reading)
         poller = self._poller()
+        epoll_fd = self._epoll.fileno()
         backlog = False  # calls left queued by the last turn (bounded per turn)
         while not self._stopping:
-            if (self.socket, self.reading, self._watch_version) != polled:  # socket replaced, reading paused, watch changed
-                polled = (self.socket, self.reading, self._watch_version)
+            if (self.socket, self.reading) != polled:  # socket replaced, reading paused
+                polled = (self.socket, self.reading)
                 poller = self._poller()
             deadline = self._next_deadline()
             timeout_ms = None if deadline is None else max(0, int((deadline - self._monotonic()) * 1000) + 1)
             paused = not self.reading and self.socket is not None
             if paused:
                 timeout_ms = PAUSED_COMMANDS_MS if timeout_ms is None else min(timeout_ms, PAUSED_COMMANDS_MS)
-            if backlog:
+            if self._sweeping:
+                timeout_ms = SWEEP_STEP_MS if timeout_ms is None else min(timeout_ms, SWEEP_STEP_MS)
+            if backlog or self._hot:
                 timeout_ms = 0
             ready = dict(poller.poll(timeout_ms))
             if paused and self.socket is not None:
@@ -253,9 +319,8 @@ class SocketOwner:
                 backlog = not self._calls.empty()  # their wake-ups may be consumed already: poll without waiting
             if self.socket is not None and self.socket in ready and self.reading:
                 self._on_readable(self.socket)
-            for sock, handler in list(self._watched.items()):
-                if sock in ready and sock in self._watched:
-                    handler(sock)
+            if epoll_fd in ready or self._hot or self._sweeping or (self._watched and self._monotonic() >= self._next_sweep):
+                self._read_watched(epoll_fd in ready)
             deadline = self._next_deadline()
             if deadline is not None and self._monotonic() >= deadline:
                 self._on_deadline()

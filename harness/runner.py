@@ -17,7 +17,6 @@ import datetime
 import importlib.metadata
 import json
 import os
-import platform
 import threading
 import time
 import traceback
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fakemaster.master import FakeMaster
-from harness import __version__
+from harness import host_facts
 from harness.catalog import Case, CaseContext
 from harness.consequences import judged
 from harness.errors import ConformanceError, ExpectationFailed, HarnessFault, ProtocolViolation, ScenarioError
@@ -392,11 +391,8 @@ class RunResult:
                 "user_class": config.user_class,
                 "started_at": self.started_at,
                 "duration_s": round(self.duration, 3),
-                "harness_version": __version__,
                 "locust_version": _installed_version("locust"),
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-                "hostname": platform.node(),
+                **host_facts(),
             },
             "summary": self.counts(),
             "root_causes": root_causes(cases),

@@ -45,6 +45,17 @@ MEANINGS = {
 }
 
 
+def judged_exit_code(verdicts: Iterable[Verdict]) -> int:
+    """A judging command's exit code over its verdicts: 1 if one FAILED, else 2 if nothing was judged or something
+    could not be (UNKNOWN, SCENARIO-ERROR: never a pass), else 0."""
+    seen = set(verdicts)
+    if Verdict.FAILED in seen:
+        return 1
+    if not seen or seen & NOT_JUDGED:
+        return 2
+    return 0
+
+
 def rank(verdict: Verdict) -> int:
     """How bad ``verdict`` is: OK 0 ... FAILED 6 (SCENARIO-ERROR < UNKNOWN < FAILED: evidence of a bug stands)."""
     return _RANK[verdict]

@@ -259,6 +259,23 @@ MUTATIONS: tuple[CodeMutation, ...] = (
         ("tests/unit/test_bench_fast_paths.py::test_a_storm_draws_its_mix_by_weight_and_from_its_seed",),
         "AssertionError",
     ),
+    # the proxy: what a worker sent reaches the master, garbage included; the master judged on its own promptness
+    CodeMutation(
+        "the proxy swallows undecodable frames",
+        "harness/proxy/forwarder.py",
+        "            self._dispatch(TO_MASTER, identity, frames, message, now)\n",
+        "            if message is not None:\n                self._dispatch(TO_MASTER, identity, frames, message, now)\n",
+        ("tests/integration/test_proxy.py::test_frames_cross_byte_for_byte_both_ways_and_garbage_is_forwarded_and_recorded",),
+        "nothing arrived in time",
+    ),
+    CodeMutation(
+        "the proxy blames the master for its own delays",
+        "harness/proxy/session.py",
+        "    replies = conn.master_sent[MessageType.HEARTBEAT]\n",
+        "    replies = [r.t for r in ev.sent(MessageType.HEARTBEAT)]\n",
+        ("tests/integration/test_proxy.py::test_the_master_side_oracles_fail_a_master_that_has_the_bug",),
+        "the reply was on time",
+    ),
 )
 BY_NAME = {m.name: m for m in MUTATIONS}
 

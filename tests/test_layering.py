@@ -16,6 +16,7 @@ SANS_IO = [
     *sorted((ROOT / "harness" / "simulation").glob("*.py")),  # the in-memory simulation: no threads, sleeps or clock
     ROOT / "worker" / "session.py",
     *(ROOT / "harness" / name for name in ("output.py", "zmq_errors.py", "worker_timing.py")),
+    *(ROOT / "harness" / "proxy" / name for name in ("plan.py", "liveness.py", "replay.py")),  # the proxy's pure parts
 ]
 IO_MODULES = {"time", "threading", "socket", "select", "selectors", "asyncio", "subprocess", "zmq", "psutil", "os", "signal"}
 

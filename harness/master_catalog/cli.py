@@ -19,9 +19,8 @@ from harness.master_catalog.run import MasterRunResult, run_master_catalog
 from harness.master_catalog.workers import MAX_WORKERS
 from harness.master_catalog.verdict_page import render_page
 from harness.report import compare_runs, write_run_report
-from harness.verdicts import Verdict
+from harness.verdicts import Verdict, judged_exit_code
 
-EXIT_OK, EXIT_FAILED, EXIT_UNKNOWN = 0, 1, 2
 EXIT_INTERRUPTED = 130  # as a shell reports a process ended by Ctrl-C
 
 
@@ -122,12 +121,7 @@ def _master_run(args: argparse.Namespace) -> int:
     verdicts = {r.verdict for run in runs for r in run.results}
     if not verdicts:  # every selected case was left out: nothing was judged, which is no pass
         print("nothing was run: every selected case needs what these masters cannot do (see not_run)", file=sys.stderr)
-        return EXIT_UNKNOWN
-    if Verdict.FAILED in verdicts:
-        return EXIT_FAILED
-    if verdicts & {Verdict.UNKNOWN, Verdict.SCENARIO_ERROR}:
-        return EXIT_UNKNOWN
-    return EXIT_OK
+    return judged_exit_code(verdicts)
 
 
 def _summary(run: MasterRunResult, folder: Path) -> str:

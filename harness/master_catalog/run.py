@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import datetime
 import json
-import platform
 import resource
 import threading
 import time
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import __version__
+from harness import host_facts
 from harness.errors import LaunchError, ScenarioError
 from harness.launcher import WorkerProcess, describe_exit
 from harness.master_catalog.base import MasterCase, MasterCaseContext, MasterProcessView, MasterViolation
@@ -126,11 +125,8 @@ class MasterRunResult:
                 "user_class": "ConformanceUser",
                 "started_at": self.started_at,
                 "duration_s": round(self.duration, 3),
-                "harness_version": __version__,
                 "locust_version": None,
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-                "hostname": platform.node(),
+                **host_facts(),
             },
             "summary": self.counts(),
             "root_causes": [],

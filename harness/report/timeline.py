@@ -105,7 +105,7 @@ def _draw(figure: Any, timeline: dict[str, Any], title: str) -> str:
     top = max([*(n for _, n in gaps), float(timeline["missing_after_max"])]) * 1.12
     ax.set_ylim(0, top)
     ax.set_xlim(0, max(end, *(s + n for s, n in gaps), 1e-3) * 1.01)
-    ax.set_xlabel("seconds since the fake master started")
+    ax.set_xlabel("seconds since the fake master (or the proxy) started")
     ax.set_ylabel("heartbeat gap (s)")
     if title:
         ax.set_title(title, fontsize=10, loc="left", parse_math=False)  # a label may hold a dollar sign

@@ -88,7 +88,13 @@ def test_script_without_a_steps_list(raw: Any) -> None:
 
 def test_parse_accepts_a_bare_list_and_every_kind() -> None:
     """A bare list is the steps; each step keeps its index, kind and spec; defaults are filled in."""
-    specs: dict[str, Any] = {"sleep": 0.5, "send_raw": ["00ff"], "auto": {"ack": False}, "spawn": {"UserA": 1}}
+    specs: dict[str, Any] = {
+        "sleep": 0.5,
+        "send_raw": ["00ff"],
+        "auto": {"ack": False},
+        "spawn": {"UserA": 1},
+        "expect_connection": True,
+    }
     steps = [{kind: specs.get(kind)} for kind in STEP_KINDS]
     script = parse_script(steps)
     assert [s.kind for s in script.steps] == list(STEP_KINDS)
@@ -388,6 +394,30 @@ def test_run_script_expect_none_fails_when_the_message_comes(master: FakeMaster,
     result = run_script(master, parse_script([{"note": "first"}, {"expect_none": "heartbeat", "within": 2}]))
     assert isinstance(result.error, ExpectationFailed) and result.error.rule == "expect-none.heartbeat"
     assert result.failed_step is not None and result.failed_step.index == 1
+
+
+def test_expect_connection_waits_for_a_new_connection_after_the_last_send(master: FakeMaster, make_peer: PeerFactory) -> None:
+    """After a reconnect: a worker that keeps its connection fails the step; one that connects again passes it, and
+    a later expect reads only what came once the new connection was up."""
+    old = make_peer(master, "w-old")
+    old.send("client_ready", "2.47.0")
+    old.send("heartbeat", HEARTBEAT_DATA)
+    steps = [
+        {"expect": "client_ready", "within": 2},
+        {"send": "reconnect", "to": "w-old"},
+        {"expect_connection": True, "within": 0.5},
+    ]
+    kept = run_script(master, parse_script(steps))
+    assert isinstance(kept.error, ExpectationFailed) and kept.error.rule == "expect.connection"
+    assert kept.error.observed == "none: the worker kept its old connection"
+    master.send("reconnect", None, to="w-old")
+    before = len(master.trace)
+    old.send("heartbeat", HEARTBEAT_DATA)  # over the old connection, before the new one is up: not what counts
+    assert master.wait_for("heartbeat", within=2, after=before) is not None
+    new = make_peer(master, "w-new")  # a new connection after the master's last send
+    found = master.expect_connection(within=3)
+    new.send("heartbeat", HEARTBEAT_DATA)
+    assert found.kind is Kind.NOTE and master.expect("heartbeat", within=2).identity == "w-new"
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.verdicts import MEANINGS, NOT_JUDGED, Finding, Verdict, rank, worst
+from harness.verdicts import MEANINGS, NOT_JUDGED, Finding, Verdict, judged_exit_code, rank, worst
 
 # Lowest to highest: what worst() must pick from any mix.
 ORDER = [
@@ -177,3 +177,11 @@ def test_finding_is_frozen_and_hashable() -> None:
         f.verdict = Verdict.FAILED  # type: ignore[misc]
     assert f == Finding("a", Verdict.OK, "e", "o")
     assert len({f, Finding("a", Verdict.OK, "e", "o")}) == 1
+
+
+def test_a_judging_commands_exit_code_never_passes_what_it_could_not_judge() -> None:
+    assert judged_exit_code([Verdict.OK, Verdict.NON_STRICT, Verdict.INFORMATIONAL, Verdict.UNIMPLEMENTED]) == 0
+    assert judged_exit_code([Verdict.OK, Verdict.FAILED, Verdict.UNKNOWN]) == 1
+    assert judged_exit_code([Verdict.OK, Verdict.UNKNOWN]) == 2
+    assert judged_exit_code([Verdict.SCENARIO_ERROR]) == 2
+    assert judged_exit_code([]) == 2  # nothing judged is no pass
