@@ -41,17 +41,19 @@ report: $(STAMP)
 	$(BIN)/locust-conformance run --worker reference
 
 # Three stages. 1: the static checks and the sans-IO unit tests (CPU only, no real time), on both cores (pytest-xdist).
-# 2: QUIET, alone: the tests that time heartbeats to 0.1-0.2 s or flood a worker; measured on CI, any other process
-# beside them made them miss by 10-150 ms (a 0.162 s gap against 0.15 s, a Go stack dumped early, a flood's deadline).
-# 3: two pytest processes side by side: PACED (peers at Locust's own 1 s pace, real masters, mostly waiting; they
-# passed beside everything in six CI runs) and the rest, one test at a time. Niced, PACED's own 1 s peers missed, so
-# neither is niced.
+# 2: QUIET, alone: the tests that time heartbeats to 0.1-0.2 s, and the floods; measured on CI, any other process
+# beside the first made them miss by 10-150 ms (a 0.162 s gap against 0.15 s, a Go stack dumped early, a flood's
+# deadline), and a flood beside 1 s-paced workers made those late. 3: two pytest processes side by side, balanced
+# (about 9 minutes each on CI): PACED (peers at Locust's own 1 s pace, real masters, the report's runs and browser:
+# mostly waiting) and the rest, one test at a time. Niced, PACED's own 1 s peers missed, so neither is niced.
 PURE_TESTS = tests/unit tests/test_layering.py
 QUIET = tests/integration/test_bench_heartbeat_load.py tests/integration/test_reference_worker.py \
-	tests/integration/test_stack_dumps.py tests/interop/test_locust_catalog.py tests/interop/test_locust_releases.py
+	tests/integration/test_stack_dumps.py tests/interop/test_locust_catalog.py tests/interop/test_locust_releases.py \
+	tests/integration/test_bench_proxy.py
 PACED = tests/interop/test_master_catalog.py tests/interop/test_foreign_workers.py tests/interop/test_proxy_real_master.py \
 	tests/interop/test_master_swarm.py tests/interop/test_real_locust.py tests/interop/test_profile_traces.py \
-	tests/interop/test_jvm_worker_smoke.py tests/interop/test_codec_crosscheck.py tests/integration/test_proxy_replay.py
+	tests/interop/test_jvm_worker_smoke.py tests/interop/test_codec_crosscheck.py tests/integration/test_proxy_replay.py \
+	tests/report
 PYTEST = LC_REQUIRE_BROWSER=1 LC_REQUIRE_PEERS=1 HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest -p no:cacheprovider
 
 # The real Locust masters each master profile is checked against (tests/interop/test_profile_traces.py), installed

@@ -17,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import queue
+import resource
 import select
 import threading
 import traceback
@@ -39,6 +40,14 @@ SWEEP_BATCH = 32  # watched sockets the sweep checks per turn (all at once: ~10 
 SWEEP_STEP_MS = 5  # while a sweep is under way the loop waits at most this long, so that it goes on
 
 
+def raise_open_file_limit(needed: int) -> None:
+    """Raise this process's open-file limit towards ``needed`` (up to the hard limit): a socket per peer adds up."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
+
+
 def _readable(sock: zmq.Socket[bytes]) -> bool:
     """Input is queued on ``sock`` (reading ZMQ_EVENTS also runs its pending commands and clears its ZMQ_FD)."""
     events = sock.getsockopt(zmq.EVENTS)
@@ -58,8 +67,11 @@ class SocketOwner:
         monotonic: Callable[[], float],
         name: str = "socket-owner",
         close_linger_ms: int = 0,
+        max_sockets: int | None = None,
     ) -> None:
+        """``max_sockets``: the context's socket limit, when an adapter needs more than libzmq's default (1023)."""
         self.close_linger_ms = close_linger_ms
+        self._max_sockets = max_sockets
         self._make_socket = make_socket
         self._on_readable = on_readable
         self._next_deadline = next_deadline
@@ -151,13 +163,17 @@ class SocketOwner:
             self._thread.join(timeout)
         if self._thread.is_alive():
             raise TransportError("socket.stop", f"the socket thread to end within {timeout} s", "still running")
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        for fd in (self._wake_r, self._wake_w):  # once: a number closed twice may be another file's by then
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._wake_r = self._wake_w = -1
 
     def _wake(self) -> None:
+        if self._wake_w < 0:
+            return  # stopped
         try:
             os.write(self._wake_w, b"x")
         except (BlockingIOError, OSError):
@@ -165,6 +181,8 @@ class SocketOwner:
 
     def _run(self) -> None:
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        if self._max_sockets is not None:
+            context.setsockopt(zmq.MAX_SOCKETS, self._max_sockets)
         self._context = context
         try:
             self.socket = self._make_socket(context)
@@ -187,7 +205,7 @@ class SocketOwner:
             self._epoll.close()
             if self.socket is not None:
                 self.socket.close(linger=self.close_linger_ms)
-            context.term()
+            context.destroy(linger=0)  # any socket an adapter made and had not closed yet (a failure mid-way): term never hangs
 
     def replace_socket(
         self, make: Callable[[zmq.Context[zmq.Socket[bytes]]], zmq.Socket[bytes]], *, keep_old: bool = False

@@ -165,7 +165,7 @@ RULES: tuple[SpecRule, ...] = (
         "P5.2",
         "each tick: a worker whose counter is below 0 goes missing, else the counter drops; a heartbeat resets it to 3",
         ("heartbeat/01-idle-cadence", "timing/01-delayed-master", "timing/04-pause-reading"),
-        ("heartbeat.missing", "tests/unit/test_timing.py", MASTERS),
+        ("heartbeat.missing", "tests/unit/test_timing.py", MASTERS, "tests/interop/test_proxy_real_master.py"),
     ),
     # robustness: what a worker survives (locust-protocol.md 7.2's inputs sent to a worker, 8.4's runs C and D)
     _R(

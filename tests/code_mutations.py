@@ -263,8 +263,8 @@ MUTATIONS: tuple[CodeMutation, ...] = (
     CodeMutation(
         "the proxy swallows undecodable frames",
         "harness/proxy/forwarder.py",
-        "            self._dispatch(TO_MASTER, identity, frames, message, now)\n",
-        "            if message is not None:\n                self._dispatch(TO_MASTER, identity, frames, message, now)\n",
+        "            self._dispatch(TO_MASTER, conn, frames, message, now)\n",
+        "            if message is not None:\n                self._dispatch(TO_MASTER, conn, frames, message, now)\n",
         ("tests/integration/test_proxy.py::test_frames_cross_byte_for_byte_both_ways_and_garbage_is_forwarded_and_recorded",),
         "nothing arrived in time",
     ),

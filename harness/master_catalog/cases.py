@@ -509,8 +509,10 @@ def redispatch_on_quit(ctx: MasterCaseContext) -> None:
 
 def quit_during_ramp(ctx: MasterCaseContext) -> None:
     """A worker quits as soon as it has its users, before reporting them (a worker whose users fail to start, say):
-    the master is past its dispatcher's last step and waits for the ramp's reports (1 s from Locust 2.7, 0.1 s
-    before: on those releases the quit may miss the window on a loaded machine)."""
+    the master is past its dispatcher's last step and waits for the ramp's reports. That wait is 1 s by default
+    from Locust 2.7 (0.1 s before); the case launches the master with 10 s (LOCUST_WAIT_FOR_WORKERS_REPORT_AFTER_RAMP_UP,
+    ``Launch.report_wait``), so the quit lands in it however loaded the machine is. Before 2.7 the quit may still
+    miss the window on a loaded machine."""
     _quit_and_redispatch(ctx, settle=0.0, b_reports=False)
 
 
@@ -716,7 +718,7 @@ CASES: tuple[MasterCase, ...] = (
         "after one of 2 workers sends quit, the other runs all 4 users within 5 s",
         "locust-protocol 4.8",
         redispatch_on_quit,
-        launch=Launch(workers=2, users=4, rate=100.0, run_time=20),
+        launch=Launch(workers=2, users=4, rate=100.0, run_time=20, report_wait=10.0),
         needs=(RUN,),
         budget=40.0,
     ),
@@ -726,7 +728,7 @@ CASES: tuple[MasterCase, ...] = (
         "one of 2 workers quits right after its spawn (no spawning_complete): the other runs all 4 users within 5 s",
         "locust-protocol 4.8",
         quit_during_ramp,
-        launch=Launch(workers=2, users=4, rate=100.0, run_time=20),
+        launch=Launch(workers=2, users=4, rate=100.0, run_time=20, report_wait=10.0),
         needs=(RUN,),
         budget=40.0,
     ),

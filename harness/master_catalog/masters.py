@@ -47,6 +47,14 @@ class Launch:
     users: int = 1
     rate: float = 100.0
     run_time: int | None = None
+    report_wait: float | None = None  # seconds the master waits for its workers' spawn reports after a ramp (2.7+)
+
+    def env(self) -> dict[str, str] | None:
+        """The master's environment for this launch: Locust's own knob for the report wait, where one is set (a
+        master that does not know it ignores it)."""
+        if self.report_wait is None:
+            return None
+        return {"LOCUST_WAIT_FOR_WORKERS_REPORT_AFTER_RAMP_UP": f"{self.report_wait:g}"}
 
 
 @dataclass(frozen=True)

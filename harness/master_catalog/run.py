@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import datetime
 import json
-import resource
 import threading
 import time
 import traceback
@@ -26,6 +25,7 @@ from harness.master_catalog.base import MasterCase, MasterCaseContext, MasterPro
 from harness.master_catalog.consequences import graded
 from harness.master_catalog.masters import HOST, LISTEN_TIMEOUT, Launch, MasterCommand, free_port, listening
 from harness.master_catalog.workers import FakeWorkers, Interrupted
+from harness.owner import raise_open_file_limit
 from harness.protocol.profiles import DEFAULT_PROFILE, master_profile
 from harness.protocol.timing import LOCUST_TIMING
 from harness.trace import Kind, TraceRecord
@@ -144,7 +144,7 @@ def run_master_case(
     port = free_port()
     csv_prefix = folder / "stats"
     rendered = command.render(port, case.launch, csv_prefix)  # checked by run_master_catalog before any case
-    process = WorkerProcess(rendered, folder / "master.log", clock=time.monotonic)
+    process = WorkerProcess(rendered, folder / "master.log", case.launch.env(), clock=time.monotonic)
     findings: list[Finding] = []
     measurements: dict[str, Any] = {}
     code: int | None = None
@@ -238,14 +238,6 @@ def _write_wire(folder: Path, workers: FakeWorkers, process: WorkerProcess, t0: 
     (folder / "wire.txt").write_text("\n".join(r.line(t0) for r in workers.records) + "\n", "utf-8")
 
 
-def _enough_files(needed: int) -> None:
-    """Raise this process's open-file limit towards ``needed`` (up to the hard limit); a swarm needs many."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
-
-
 def case_folder(case: MasterCase) -> str:
     """The case's folder name under the report's ``cases/``."""
     return case.id.replace("/", "__")
@@ -274,7 +266,7 @@ def run_master_catalog(
 ) -> MasterRunResult:
     """Every case of ``cases`` against ``command`` (``jobs`` at a time), results.json in ``report``."""
     command.check().render(0, Launch(), report / "stats")  # a locust@ release is installed now, before any case
-    _enough_files(jobs * (swarm + 64) * 3)  # each fake worker's socket takes a few descriptors
+    raise_open_file_limit(jobs * (swarm + 64) * 3)  # each fake worker's socket takes a few descriptors
     report.mkdir(parents=True, exist_ok=True)
     chosen, skipped = plan(cases, command)
     result = MasterRunResult(command, label or command.label, not_run=skipped, jobs=jobs)

@@ -13,6 +13,7 @@ from types import FrameType
 from typing import Any
 
 from harness.errors import ScenarioError
+from harness.owner import raise_open_file_limit
 from harness.protocol.timing import LOCUST_TIMING
 from harness.proxy.forwarder import Proxy, master_reachable
 from harness.proxy.plan import ProxyPlan, load_plan
@@ -20,6 +21,10 @@ from harness.proxy.session import ProxyRunResult, run_proxy, write_report
 from harness.report import write_run_report
 from harness.verdicts import Verdict, judged_exit_code
 
+
+
+FILES_PER_WORKER = 3  # the worker's TCP connection, its DEALER's connection to the master, and libzmq's own
+MAX_WORKERS_EXPECTED = 5000  # the open-file limit is raised (up to the hard limit) for this many workers
 
 
 def host_port(text: str, what: str) -> tuple[str, int]:
@@ -70,6 +75,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     if args.heartbeat_interval <= 0:
         raise ScenarioError(f"--heartbeat-interval: expected a positive number, got {args.heartbeat_interval}")
     plan = load_plan(args.faults) if args.faults is not None else ProxyPlan()
+    raise_open_file_limit(FILES_PER_WORKER * MAX_WORKERS_EXPECTED)
     if not master_reachable(master_host, master_port):
         raise ScenarioError(f"--master {master_host}:{master_port}: nothing listens there (start the master first)")
     proxy = Proxy(

@@ -41,6 +41,9 @@ from harness.trace import Kind, Trace, window_note
 TO_MASTER, TO_WORKER = "to-master", "to-worker"
 HWM = 100_000  # messages a socket queues before refusing more (refusals are recorded, never blocking)
 CONNECT_PROBE_S = 2.0
+CLOSE_LINGER_MS = 500  # at stop, what was handed to a socket (held messages flushed included) gets this long to go out
+DRAIN_AT_STOP_S = 0.5  # at stop, what is still queued in the sockets is read and recorded for at most this long
+MAX_SOCKETS = 20_000  # a DEALER per worker identity ever seen (libzmq's default limit is 1023)
 LEFT = frozenset({MessageType.QUIT, MessageType.CLIENT_STOPPED})
 
 
@@ -64,10 +67,12 @@ class Connection:
     first_t: float
     last_t: float
     quit_seen: bool = False  # a quit (either way) or the worker's client_stopped
-    beats_delivered: list[float] = field(default_factory=list)  # when each heartbeat reached the master's socket
+    beats_delivered: list[float] = field(default_factory=list)  # when each heartbeat the master answers reached it
+    readies_delivered: list[float] = field(default_factory=list)  # when each client_ready reached the master's socket
     # When the master's own acks and heartbeat replies were read from it, before any fault of the proxy's: the
     # master's promptness is judged on these, the worker's on what it was delivered (the trace's SEND records).
-    master_sent: dict[str, list[float]] = field(default_factory=lambda: {MessageType.ACK: [], MessageType.HEARTBEAT: []})
+    # None: read once a to-worker pause ended (when the master sent it cannot be told).
+    master_sent: dict[str, list[float | None]] = field(default_factory=lambda: {MessageType.ACK: [], MessageType.HEARTBEAT: []})
     to_master: DirectionCounts = field(default_factory=DirectionCounts)
     to_worker: DirectionCounts = field(default_factory=DirectionCounts)
     raw: bytes = b""  # the socket identity, as the ROUTER gives it
@@ -77,6 +82,11 @@ class Connection:
     @property
     def counts(self) -> dict[str, DirectionCounts]:
         return {TO_MASTER: self.to_master, TO_WORKER: self.to_worker}
+
+
+def _has_input(sock: zmq.Socket[bytes]) -> bool:
+    events = sock.getsockopt(zmq.EVENTS)
+    return isinstance(events, int) and bool(events & zmq.POLLIN)
 
 
 def master_reachable(host: str, port: int, timeout: float = CONNECT_PROBE_S) -> bool:
@@ -126,8 +136,17 @@ class Proxy:
         self._pause_edges: list[tuple[float, Pause, str]] = []  # (when, pause, "start" | "end"), in time order
         self._paused: Counter[str] = Counter()  # direction -> pauses open
         self._monitor: ConnectionMonitor | None = None
+        self._stopped = False
+        self._draining: set[str] = set()  # directions whose paused side is being read out
         self._owner = SocketOwner(
-            self._bind, self._on_front, self._next_deadline, self._on_deadline, self.clock.now, name="proxy"
+            self._bind,
+            self._on_front,
+            self._next_deadline,
+            self._on_deadline,
+            self.clock.now,
+            name="proxy",
+            close_linger_ms=CLOSE_LINGER_MS,
+            max_sockets=MAX_SOCKETS,
         )
 
     # -- life ----------------------------------------------------------------------------------
@@ -147,7 +166,11 @@ class Proxy:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Deliver what faults still hold (recorded as such), stop the thread and close every socket."""
+        """Read and record what is still queued, hand what faults still hold to the sockets (they get
+        CLOSE_LINGER_MS to send it), stop the thread and close every socket. Calling it again does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
         with contextlib.suppress(TransportError):
             self._owner.call(self._flush, timeout)
         self._owner.stop(timeout)  # a thread that died is kept in ``failure`` (judged UNKNOWN), not raised here
@@ -159,11 +182,12 @@ class Proxy:
 
     def idle_since(self) -> float | None:
         """When the last message crossed (trace clock), None before the first."""
-        return max((c.last_t for c in self.connections.values()), default=None)
+        return max((c.last_t for c in list(self.connections.values())), default=None)  # the owner thread adds to it
 
     def all_left(self) -> bool:
         """Every connection seen has ended its session (a quit either way, or the worker's client_stopped)."""
-        return bool(self.connections) and all(c.quit_seen for c in self.connections.values())
+        connections = list(self.connections.values())  # the owner thread adds to it
+        return bool(connections) and all(c.quit_seen for c in connections)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Per direction over every connection: read, forwarded, refused (owner thread's counters; read after stop)."""
@@ -234,11 +258,11 @@ class Proxy:
         if conn is not None:
             return conn
         name = identity.decode("utf-8", "backslashreplace")
-        conn = self.connections.get(name)
-        if conn is None:
-            conn = self.connections[name] = Connection(name, now, now, raw=identity)
-            conn.lanes = {direction: self._lane_for(direction, name) for direction in (TO_MASTER, TO_WORKER)}
-            conn.back = self._dealer(identity, name)
+        if name in self.connections:  # another identity reads the same (invalid UTF-8): kept apart, by its bytes
+            name = f"{name}#{identity.hex()}"
+        conn = self.connections[name] = Connection(name, now, now, raw=identity)
+        conn.lanes = {direction: self._lane_for(direction, name) for direction in (TO_MASTER, TO_WORKER)}
+        conn.back = self._dealer(identity, name)
         self._by_identity[identity] = conn
         return conn
 
@@ -287,6 +311,8 @@ class Proxy:
                 self._seen(conn, View.SENT, message, now)
                 if message.type in LEFT:
                     conn.quit_seen = True
+                elif message.type == MessageType.CLIENT_READY:
+                    conn.quit_seen = False  # back in session (Locust's worker re-registers after a stop)
             self._dispatch(TO_MASTER, conn, frames, message, now)
 
     def _reader(self, identity: bytes) -> Callable[[zmq.Socket[bytes]], None]:
@@ -312,9 +338,12 @@ class Proxy:
                     message = decode(frames[0])  # an undecodable frame from the master is forwarded as it is
             if message is not None:
                 if message.type == MessageType.QUIT:
-                    conn.quit_seen = True
+                    conn.quit_seen = True  # the worker leaves: neither view counts its silence from now on
+                    self._liveness.forget(conn.identity, View.SENT)
+                    self._liveness.forget(conn.identity, View.DELIVERED)
                 elif message.type in conn.master_sent:
-                    conn.master_sent[message.type].append(now)
+                    # When the master's answer was read; None while this side was paused: it may have come any time
+                    conn.master_sent[message.type].append(None if self._paused_since(TO_WORKER) else now)
             self._dispatch(TO_WORKER, conn, frames, message, now)
 
     def _dispatch(self, direction: str, conn: Connection, frames: list[bytes], message: Message | None, now: float) -> None:
@@ -355,7 +384,10 @@ class Proxy:
         conn.to_master.forwarded += 1
         if message is not None:
             if message.type == MessageType.HEARTBEAT:
-                conn.beats_delivered.append(now)
+                if (conn.identity, View.DELIVERED) in self._liveness.workers:  # the master answers only workers it knows
+                    conn.beats_delivered.append(now)
+            elif message.type == MessageType.CLIENT_READY:
+                conn.readies_delivered.append(now)
             self._seen(conn, View.DELIVERED, message, now)
         return True
 
@@ -427,6 +459,10 @@ class Proxy:
         if ticked and self.freeze_gc:
             gc.freeze()
 
+    def _paused_since(self, direction: str) -> bool:
+        """This side is paused, or its pause has just ended and what it queued meanwhile is being read."""
+        return self._paused[direction] > 0 or direction in self._draining
+
     def _switch_pause(self, pause: Pause, edge: str) -> None:
         self.trace.add(self.clock.now(), Kind.FAULT, note=window_note(pause.label, edge, pause.direction))
         self._paused[pause.direction] += 1 if edge == "start" else -1
@@ -434,11 +470,32 @@ class Proxy:
         if pause.direction == TO_MASTER:
             self._owner.reading = not paused
             return
-        for identity, back in self._backs.items():
-            if paused:
+        if paused:
+            for back in self._backs.values():
                 self._owner.unwatch(back)
-            else:
-                self._owner.watch(back, self._reader(identity))
+            return
+        self._read_out(TO_WORKER)  # what the master sent meanwhile, read now: its timing is the pause's, not the master's
+        for identity, back in self._backs.items():
+            self._owner.watch(back, self._reader(identity))
+
+    def _read_out(self, direction: str, until: float | None = None) -> None:
+        """Read every message queued on one side now (up to ``until``, the proxy's clock), marked as read out."""
+        self._draining.add(direction)
+        try:
+            if direction == TO_MASTER:
+                front = self._owner.socket
+                while front is not None and _has_input(front):
+                    self._on_front(front)
+                    if until is not None and self.clock.now() >= until:
+                        return
+                return
+            for identity, back in list(self._backs.items()):
+                while _has_input(back):
+                    self._on_back(identity, back)
+                    if until is not None and self.clock.now() >= until:
+                        return
+        finally:
+            self._draining.discard(direction)
 
     def silent_connections(self) -> list[str]:
         """The peers of TCP connections still open at the end beyond the workers still in session: a worker whose
@@ -453,6 +510,11 @@ class Proxy:
         return [faults for lanes in self._lanes.values() for _, faults in lanes]
 
     def _flush(self) -> None:
+        """At stop: what the sockets still hold is read and recorded (both sides, paused or not), then what the
+        faults hold is handed to the sockets, which get CLOSE_LINGER_MS to send it."""
+        until = self.clock.now() + DRAIN_AT_STOP_S
+        self._read_out(TO_MASTER, until)
+        self._read_out(TO_WORKER, until)
         for faults in self._all_lanes():
             if faults.next_deadline() is not None:
                 self.trace.add(self.clock.now(), Kind.NOTE, note="the proxy stops: what faults still hold is delivered now")
@@ -461,5 +523,5 @@ class Proxy:
             self._monitor.detach(self._owner.socket)
         for back in self._backs.values():
             self._owner.unwatch(back)
-            back.close(linger=0)
+            back.close(linger=CLOSE_LINGER_MS)
         self._backs.clear()
