@@ -508,12 +508,13 @@ def redispatch_on_quit(ctx: MasterCaseContext) -> None:
 
 
 def quit_during_ramp(ctx: MasterCaseContext) -> None:
-    """A worker quits as soon as it has its users, before reporting them (a worker whose users fail to start, say):
-    the master is past its dispatcher's last step and waits for the ramp's reports. That wait is 1 s by default
-    from Locust 2.7 (0.1 s before); the case launches the master with 10 s (LOCUST_WAIT_FOR_WORKERS_REPORT_AFTER_RAMP_UP,
-    ``Launch.report_wait``), so the quit lands in it however loaded the machine is. Before 2.7 the quit may still
-    miss the window on a loaded machine."""
-    _quit_and_redispatch(ctx, settle=0.0, b_reports=False)
+    """A worker quits after it has its users, before reporting them (a worker whose users fail to start, say): the
+    master is past its dispatcher's last step and waits for the ramp's reports. The quit comes 0.5 s after the
+    spawn: a quit within the dispatcher's own step (4 users at 100/s: 40 ms) would be rebalanced by it, which is
+    another situation. The report wait is 1 s by default from Locust 2.7 (0.1 s before); the case launches the
+    master with 10 s (LOCUST_WAIT_FOR_WORKERS_REPORT_AFTER_RAMP_UP, ``Launch.report_wait``), so the quit lands in it
+    however loaded the machine is. Before 2.7 the quit misses the window."""
+    _quit_and_redispatch(ctx, settle=0.5, b_reports=False)
 
 
 def _quit_and_redispatch(ctx: MasterCaseContext, settle: float, b_reports: bool = True) -> None:

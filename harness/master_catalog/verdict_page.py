@@ -61,8 +61,11 @@ EXPLANATIONS: dict[tuple[str, str], str] = {
     "say) keeps its users. The quit handler re-dispatches only when the state is RUNNING (the branch is marked "
     "'# TODO: Test this situation'); during the ramp's wait for reports (1 s from 2.7, 0.1 s before) it is SPAWNING, "
     "and the dispatcher, done, no longer rebalances. The users stay lost until something calls start() again (in "
-    "2.47, another worker joining); 2.29+ still broadcasts spawning_complete with the full count. On 2.0-2.6 the "
-    "quit may miss the 0.1 s window on a loaded machine (then OK). Not run on the fake master.",
+    "2.47, another worker joining); 2.29+ still broadcasts spawning_complete with the full count. The case quits "
+    "0.5 s after the spawn (within the dispatcher's own step, 40 ms here, the dispatcher would rebalance) and "
+    "launches the master with a 10 s report wait (LOCUST_WAIT_FOR_WORKERS_REPORT_AFTER_RAMP_UP), so a loaded "
+    "machine cannot make the quit miss it; 2.1.0 keeps the users as well, with its 0.1 s wait over. Not run on the "
+    "fake master.",
 }
 
 

@@ -21,7 +21,7 @@ from harness.catalog import all_cases, by_id
 from harness.pace import AUTO, resolve
 from harness.protocol.timing import LOCUST_TIMING
 from harness.runner import CaseResult, RunConfig, RunResult, run_case, run_catalog, side_by_side
-from harness.verdicts import Verdict
+from harness.verdicts import Verdict, worst
 from tests.jvm_worker import build as jvm
 from tests.foreign_peers import excused_by_oracle, locust_expected, locust_or_skip, undocumented
 
@@ -297,6 +297,11 @@ def test_every_case_check_is_shown_on_a_worker_that_earns_it(
     switch_runs: dict[str, CaseResult], switch: str, verdict: Verdict, oracles: set[str]
 ) -> None:
     result = switch_runs[switch]
-    assert result.verdict is verdict, "\n".join(map(str, result.findings))
-    named = {f.oracle for f in result.findings if f.verdict is verdict}
+    # The JVM worker heartbeats at its own 1 s pace; on a loaded 2-core CI machine one heartbeat can come 0.5 s late
+    # (a NON-STRICT heartbeat.gap, which the master tolerates). That is the machine's doing, not the switch's: it may
+    # stand beside the verdict under test, nothing else may.
+    contention = [f for f in result.findings if f.oracle == "heartbeat.gap" and f.verdict is Verdict.NON_STRICT]
+    judged = [f for f in result.findings if f not in contention or "heartbeat.gap" in oracles]
+    assert worst(f.verdict for f in judged) is verdict, "\n".join(map(str, result.findings))
+    named = {f.oracle for f in judged if f.verdict is verdict}
     assert oracles <= named, result.findings
