@@ -548,6 +548,18 @@ def start_echo(group: Children, mode: str, folder: Path, hard: float, cpus: str 
     return wait_port_file(port_file, echo, 30)
 
 
+def drive_clients(group: Children, command: list[str], folder: Path, sampler: CpuSampler, hard: float, what: str) -> None:
+    """Start the simulated workers, sample the forwarder's CPU while they run, wait for them, stop the group."""
+    clients = group.start(role(*command), log=folder / "clients.log")
+    sampler.start()
+    try:
+        if not wait_exit(clients, hard):
+            print(f"  warning: {what} did not end in time", file=sys.stderr)
+    finally:
+        sampler.stop()
+    group.close(grace=5.0)
+
+
 def start_path(
     group: Children, path: str, folder: Path, echo_port: int, hard: float, expect: int, sampler: CpuSampler, cpus: str = ""
 ) -> tuple[int, Path | None]:
@@ -573,14 +585,7 @@ def latency_run(path: str, n: int, period: float, opts: argparse.Namespace, fold
         out = folder / "clients.json"
         command = ["--role", "clients", "--mode", "paced", "--port", str(port), "--count", str(n), "--seed", str(opts.seed)]
         command += ["--period", f"{period:g}", "--seconds", f"{opts.seconds:g}", "--out", str(out)]
-        clients = group.start(role(*command), log=folder / "clients.log")
-        sampler.start()
-        try:
-            if not wait_exit(clients, hard):
-                print(f"  warning: the clients of {path} N={n} did not end in time", file=sys.stderr)
-        finally:
-            sampler.stop()
-        group.close(grace=5.0)
+        drive_clients(group, command, folder, sampler, hard, f"the clients of {path} N={n}")
     data = read_result(out)
     lat: list[float] = data.get("lat", [])
     row: dict[str, Any] = {
@@ -624,14 +629,7 @@ def throughput_run(path: str, n: int, opts: argparse.Namespace, folder: Path) ->
         command = ["--role", "clients", "--mode", "flood", "--port", str(port), "--count", str(n), "--seed", str(opts.seed)]
         command += ["--seconds", f"{opts.flood_seconds:g}", "--limit", str(opts.flood_max), "--out", str(out)]
         command += ["--cpus", peers_cpus]
-        clients = group.start(role(*command), log=folder / "clients.log")
-        sampler.start()
-        try:
-            if not wait_exit(clients, hard):
-                print(f"  warning: the flood clients of {path} did not end in time", file=sys.stderr)
-        finally:
-            sampler.stop()
-        group.close(grace=5.0)
+        drive_clients(group, command, folder, sampler, hard, f"the flood clients of {path}")
     data, echoed = read_result(out), read_result(folder / "echo.json")
     start, end = data["flood_start"] + WARMUP, data["flood_end"]
     window = max(1e-9, end - start)
