@@ -510,10 +510,10 @@ def redispatch_on_quit(ctx: MasterCaseContext) -> None:
 def quit_during_ramp(ctx: MasterCaseContext) -> None:
     """A worker quits after it has its users, before reporting them (a worker whose users fail to start, say): the
     master is past its dispatcher's last step and waits for the ramp's reports. The quit comes 0.5 s after the
-    spawn: a quit within the dispatcher's own step (4 users at 100/s: 40 ms) would be rebalanced by it, which is
-    another situation. The report wait is 1 s by default from Locust 2.7 (0.1 s before); the case launches the
-    master with 10 s (LOCUST_WAIT_FOR_WORKERS_REPORT_AFTER_RAMP_UP, ``Launch.report_wait``), so the quit lands in it
-    however loaded the machine is. Before 2.7 the quit misses the window."""
+    spawn: one handled before the master's dispatch loop resumes after sending the spawns would be rebalanced by it
+    (it checks for a rebalance once), which is another situation. The report wait is short by default (1 s in
+    2.47); the case launches the master with 10 s (LOCUST_WAIT_FOR_WORKERS_REPORT_AFTER_RAMP_UP, which every 2.x
+    release reads; ``Launch.report_wait``), so the quit lands in it however loaded the machine is."""
     _quit_and_redispatch(ctx, settle=0.5, b_reports=False)
 
 
@@ -719,7 +719,7 @@ CASES: tuple[MasterCase, ...] = (
         "after one of 2 workers sends quit, the other runs all 4 users within 5 s",
         "locust-protocol 4.8",
         redispatch_on_quit,
-        launch=Launch(workers=2, users=4, rate=100.0, run_time=20, report_wait=10.0),
+        launch=Launch(workers=2, users=4, rate=100.0, run_time=20),
         needs=(RUN,),
         budget=40.0,
     ),

@@ -47,7 +47,7 @@ class Launch:
     users: int = 1
     rate: float = 100.0
     run_time: int | None = None
-    report_wait: float | None = None  # seconds the master waits for its workers' spawn reports after a ramp (2.7+)
+    report_wait: float | None = None  # seconds the master waits for its workers' spawn reports after a ramp (every 2.x)
 
     def env(self) -> dict[str, str] | None:
         """The master's environment for this launch: Locust's own knob for the report wait, where one is set (a

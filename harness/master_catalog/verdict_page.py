@@ -62,10 +62,9 @@ EXPLANATIONS: dict[tuple[str, str], str] = {
     "'# TODO: Test this situation'); during the ramp's wait for reports (1 s from 2.7, 0.1 s before) it is SPAWNING, "
     "and the dispatcher, done, no longer rebalances. The users stay lost until something calls start() again (in "
     "2.47, another worker joining); 2.29+ still broadcasts spawning_complete with the full count. The case quits "
-    "0.5 s after the spawn (within the dispatcher's own step, 40 ms here, the dispatcher would rebalance) and "
-    "launches the master with a 10 s report wait (LOCUST_WAIT_FOR_WORKERS_REPORT_AFTER_RAMP_UP), so a loaded "
-    "machine cannot make the quit miss it; 2.1.0 keeps the users as well, with its 0.1 s wait over. Not run on the "
-    "fake master.",
+    "0.5 s after the spawn (a quit handled before the master's dispatch loop resumes would be rebalanced) and "
+    "launches the master with a 10 s report wait (LOCUST_WAIT_FOR_WORKERS_REPORT_AFTER_RAMP_UP, read by every 2.x "
+    "release), so a loaded machine cannot make the quit miss it. Not run on the fake master.",
 }
 
 

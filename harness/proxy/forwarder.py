@@ -43,6 +43,7 @@ HWM = 100_000  # messages a socket queues before refusing more (refusals are rec
 CONNECT_PROBE_S = 2.0
 CLOSE_LINGER_MS = 500  # at stop, what was handed to a socket (held messages flushed included) gets this long to go out
 DRAIN_AT_STOP_S = 0.5  # at stop, what is still queued in the sockets is read and recorded for at most this long
+RESUMED_S = 1.0  # after a to-worker pause, the master's answers read this long are not timed (sent during it?)
 MAX_SOCKETS = 20_000  # a DEALER per worker identity ever seen (libzmq's default limit is 1023)
 LEFT = frozenset({MessageType.QUIT, MessageType.CLIENT_STOPPED})
 
@@ -138,6 +139,7 @@ class Proxy:
         self._monitor: ConnectionMonitor | None = None
         self._stopped = False
         self._draining: set[str] = set()  # directions whose paused side is being read out
+        self._resumed_until: dict[str, float] = {}  # direction -> until when its queued messages may still come in
         self._owner = SocketOwner(
             self._bind,
             self._on_front,
@@ -171,9 +173,11 @@ class Proxy:
         if self._stopped:
             return
         self._stopped = True
-        with contextlib.suppress(TransportError):
-            self._owner.call(self._flush, timeout)
-        self._owner.stop(timeout)  # a thread that died is kept in ``failure`` (judged UNKNOWN), not raised here
+        try:
+            with contextlib.suppress(TransportError):
+                self._owner.call(self._flush, timeout)
+        finally:
+            self._owner.stop(timeout)  # a thread that died is kept in ``failure`` (judged UNKNOWN), not raised here
 
     @property
     def failure(self) -> BaseException | None:
@@ -460,8 +464,13 @@ class Proxy:
             gc.freeze()
 
     def _paused_since(self, direction: str) -> bool:
-        """This side is paused, or its pause has just ended and what it queued meanwhile is being read."""
-        return self._paused[direction] > 0 or direction in self._draining
+        """This side is paused, its pause ended less than a second ago (what it queued meanwhile may still be read
+        now), or the proxy is reading it out at stop."""
+        return (
+            self._paused[direction] > 0
+            or direction in self._draining
+            or self.clock.now() < self._resumed_until.get(direction, float("-inf"))
+        )
 
     def _switch_pause(self, pause: Pause, edge: str) -> None:
         self.trace.add(self.clock.now(), Kind.FAULT, note=window_note(pause.label, edge, pause.direction))
@@ -474,7 +483,10 @@ class Proxy:
             for back in self._backs.values():
                 self._owner.unwatch(back)
             return
-        self._read_out(TO_WORKER)  # what the master sent meanwhile, read now: its timing is the pause's, not the master's
+        # What the master sent meanwhile, read now (its timing is the pause's, not the master's), for a bounded time:
+        # what is left is read as usual once the DEALERs are watched again, and not timed either for a second.
+        self._resumed_until[TO_WORKER] = self.clock.now() + RESUMED_S
+        self._read_out(TO_WORKER, self.clock.now() + DRAIN_AT_STOP_S)
         for identity, back in self._backs.items():
             self._owner.watch(back, self._reader(identity))
 

@@ -274,6 +274,8 @@ def test_counts_only_in_user_classes_count_are_what_the_master_reads(switch_runs
     assert {f.oracle for f in result.findings} == {"schema.deviation.spawning_complete", "schema.deviation.stats"}
 
 
+CONTENTION_GAP = 2.0  # seconds: a 1 s heartbeat late by up to one interval on a loaded machine
+
 @pytest.mark.parametrize(
     ("switch", "verdict", "oracles"),
     [
@@ -298,10 +300,15 @@ def test_every_case_check_is_shown_on_a_worker_that_earns_it(
 ) -> None:
     result = switch_runs[switch]
     # The JVM worker heartbeats at its own 1 s pace; on a loaded 2-core CI machine one heartbeat can come 0.5 s late
-    # (a NON-STRICT heartbeat.gap, which the master tolerates). That is the machine's doing, not the switch's: it may
-    # stand beside the verdict under test, nothing else may.
-    contention = [f for f in result.findings if f.oracle == "heartbeat.gap" and f.verdict is Verdict.NON_STRICT]
-    judged = [f for f in result.findings if f not in contention or "heartbeat.gap" in oracles]
+    # (a NON-STRICT heartbeat.gap, which the master tolerates). That is the machine's doing, not the switch's: a gap
+    # of up to CONTENTION_GAP may stand beside the verdict under test; a longer one, or anything else, may not.
+    gap = result.max_heartbeat_gap
+    contention = [
+        f
+        for f in result.findings
+        if f.oracle == "heartbeat.gap" and f.verdict is Verdict.NON_STRICT and gap is not None and gap <= CONTENTION_GAP
+    ]
+    judged = [f for f in result.findings if f not in contention]
     assert worst(f.verdict for f in judged) is verdict, "\n".join(map(str, result.findings))
     named = {f.oracle for f in judged if f.verdict is verdict}
     assert oracles <= named, result.findings
