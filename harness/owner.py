@@ -48,7 +48,7 @@ def raise_open_file_limit(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
 
 
-def _readable(sock: zmq.Socket[bytes]) -> bool:
+def readable(sock: zmq.Socket[bytes]) -> bool:
     """Input is queued on ``sock`` (reading ZMQ_EVENTS also runs its pending commands and clears its ZMQ_FD)."""
     events = sock.getsockopt(zmq.EVENTS)
     assert isinstance(events, int)
@@ -301,10 +301,10 @@ class SocketOwner:
         hot, self._hot = self._hot, set()
         for sock in hot:
             handler = self._watched.get(sock)
-            if handler is None or not _readable(sock):
+            if handler is None or not readable(sock):
                 continue  # reading ZMQ_EVENTS also clears its ZMQ_FD
             handler(sock)
-            if sock in self._watched and _readable(sock):
+            if sock in self._watched and readable(sock):
                 self._hot.add(sock)  # the handler's batch left input behind: next turn, without waiting
 
     def _loop(self) -> None:

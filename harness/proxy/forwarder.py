@@ -27,7 +27,7 @@ from harness.clock import Clock, MonotonicClock
 from harness.errors import MalformedFrame, ScenarioError, TransportError
 from harness.faults import FaultPlan, malformed_frames
 from harness.oracles.connections import connections as monitored_connections
-from harness.owner import RECV_BATCH, SocketOwner
+from harness.owner import RECV_BATCH, SocketOwner, readable
 from harness.protocol.codec import decode
 from harness.protocol.findings import Violation
 from harness.protocol.master import MasterCore
@@ -83,11 +83,6 @@ class Connection:
     @property
     def counts(self) -> dict[str, DirectionCounts]:
         return {TO_MASTER: self.to_master, TO_WORKER: self.to_worker}
-
-
-def _has_input(sock: zmq.Socket[bytes]) -> bool:
-    events = sock.getsockopt(zmq.EVENTS)
-    return isinstance(events, int) and bool(events & zmq.POLLIN)
 
 
 def master_reachable(host: str, port: int, timeout: float = CONNECT_PROBE_S) -> bool:
@@ -496,13 +491,13 @@ class Proxy:
         try:
             if direction == TO_MASTER:
                 front = self._owner.socket
-                while front is not None and _has_input(front):
+                while front is not None and readable(front):
                     self._on_front(front)
                     if until is not None and self.clock.now() >= until:
                         return
                 return
             for identity, back in list(self._backs.items()):
-                while _has_input(back):
+                while readable(back):
                     self._on_back(identity, back)
                     if until is not None and self.clock.now() >= until:
                         return
